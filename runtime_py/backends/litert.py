@@ -1,0 +1,55 @@
+"""LiteRT backend: runs a .tflite with ai_edge_litert's Interpreter (CPU, XNNPACK delegate
+applied by default). Tensors are allocated once; run() sets inputs, invokes, copies outputs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime_py.errors import PocketError
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] or type(exc).__name__
+
+
+class Backend:
+    """A loaded .tflite model's default signature."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise PocketError(f"LiteRT model not found: {self.path}")
+        try:
+            interp = Interpreter(model_path=str(self.path), num_threads=threads)
+            interp.allocate_tensors()
+        except Exception as exc:
+            raise PocketError(f"cannot load LiteRT model {self.path.name}: {_one_line(exc)}; "
+                              "the file may be corrupt or need newer LiteRT ops") from None
+        self._interp = interp
+        inputs, outputs = interp.get_input_details(), interp.get_output_details()
+        self._inputs = [(d["index"], tuple(int(v) for v in d["shape"]), d["dtype"]) for d in inputs]
+        self._outputs = [d["index"] for d in outputs]
+        self.input_shapes = [s for _, s, _ in self._inputs]
+        self.output_shapes = [tuple(int(v) for v in d["shape"]) for d in outputs]
+        self._set, self._get, self._invoke = interp.set_tensor, interp.get_tensor, interp.invoke
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """float32 arrays in (shapes as exported), float32 arrays out (copies)."""
+        if len(inputs) != len(self._inputs):
+            raise PocketError(f"{self.path.name} takes {len(self._inputs)} input(s), "
+                              f"got {len(inputs)}")
+        for x, (index, shape, dtype) in zip(inputs, self._inputs):
+            if x.shape != shape or x.dtype != dtype:
+                raise PocketError(f"{self.path.name} expects {np.dtype(dtype).name} {list(shape)}, "
+                                  f"got {x.dtype} {list(x.shape)}")
+            self._set(index, x)
+        try:
+            self._invoke()
+        except Exception as exc:
+            raise PocketError(f"LiteRT failed running {self.path.name}: {_one_line(exc)}") from None
+        return [self._get(i).copy() for i in self._outputs]

@@ -1,0 +1,121 @@
+"""Turn an image (or a ready tensor) into the model's input, as the manifest says.
+
+The same rules are what the Android and iOS demos implement: convert to the colour
+order, resize to H x W bilinearly, map 0..255 onto `range`, then (x - mean) / std
+unless the graph normalises itself, then lay out as NCHW or NHWC with a batch of 1.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime_py.errors import PocketError
+
+MAX_IMAGE_PIXELS = 100_000_000   # refuse decompression bombs before decoding
+
+
+class InputError(PocketError):
+    """An input that cannot be turned into the model's tensor."""
+
+
+def input_hw(spec: dict) -> tuple[int, int, int]:
+    """(height, width, channels) of the input spec."""
+    shape = spec["shape"]
+    if spec["layout"] == "NCHW":
+        return shape[2], shape[3], shape[1]
+    return shape[1], shape[2], shape[3]
+
+
+def _open_image(x: Any):
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    if isinstance(x, Image.Image):
+        return x
+    if isinstance(x, np.ndarray):
+        if x.dtype != np.uint8 or x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] not in (1, 3, 4)):
+            raise InputError(f"an image array must be HxW or HxWxC (C in 1, 3, 4) uint8; got "
+                             f"{x.dtype} {x.shape}")
+        return Image.fromarray(x[:, :, 0] if x.ndim == 3 and x.shape[2] == 1 else x)
+    path = Path(x)
+    if not path.is_file():
+        raise InputError(f"no image file at {path}")
+    try:
+        image = Image.open(path)
+        image.load()
+    except Image.DecompressionBombError:
+        raise InputError(f"{path} is larger than {MAX_IMAGE_PIXELS:,} pixels; downscale it first") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path} is not a readable image ({exc})") from None
+    if image.width == 0 or image.height == 0:
+        raise InputError(f"{path} has no pixels")
+    return image
+
+
+def _to_colour(image, color: str) -> np.ndarray:
+    """HxWxC uint8 in the manifest's colour order (C = 1 for GRAY)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        from PIL import Image
+
+        # 16-bit and 32-bit integer images are read as 0..65535; float images as 0..255.
+        scale = 1.0 if image.mode == "F" else 255.0 / 65535.0
+        arr = np.asarray(image, dtype=np.float64) * scale
+        image = Image.fromarray(np.rint(arr).clip(0, 255).astype(np.uint8))
+    if color == "GRAY":
+        return np.asarray(image.convert("L"))[:, :, None]
+    rgb = np.asarray(image.convert("RGB"))
+    return rgb[:, :, ::-1] if color == "BGR" else rgb
+
+
+def image_to_tensor(x: Any, spec: dict) -> np.ndarray:
+    """An image path, PIL image or uint8 array -> float32 tensor of spec['shape']."""
+    from PIL import Image
+
+    height, width, _ = input_hw(spec)
+    image = _open_image(x)
+    if image.size != (width, height):
+        if image.mode not in ("L", "RGB", "RGBA"):
+            image = Image.fromarray(_to_colour(image, "RGB"))
+        image = image.resize((width, height), Image.BILINEAR)
+    pixels = _to_colour(image, spec["color"]).astype(np.float32)
+    low, high = spec["range"]
+    tensor = pixels * np.float32((high - low) / 255.0) + np.float32(low)
+    if not spec["normalize_in_graph"]:
+        tensor = (tensor - np.asarray(spec["mean"], np.float32)) / np.asarray(spec["std"], np.float32)
+    if spec["layout"] == "NCHW":
+        tensor = tensor.transpose(2, 0, 1)
+    return np.ascontiguousarray(tensor[None], dtype=np.float32)
+
+
+def check_tensor(x: Any, spec: dict) -> np.ndarray:
+    """A ready tensor (numpy or torch) checked against the input spec; batch dim optional."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    shape = tuple(spec["shape"])
+    if x.shape == shape[1:]:
+        x = x[None]
+    if x.shape != shape:
+        raise InputError(f"input tensor has shape {tuple(x.shape)}; the model takes {shape}")
+    if x.dtype != np.float32:
+        if not np.issubdtype(x.dtype, np.floating):
+            raise InputError(f"input tensor has dtype {x.dtype}; the model takes float32 "
+                             "(pass an image, or a float32 tensor already preprocessed)")
+        x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise InputError("input tensor contains NaN or Inf")
+    return np.ascontiguousarray(x)
+
+
+def is_ready_tensor(x: Any) -> bool:
+    """True for float arrays/tensors (preprocessed), False for images."""
+    if hasattr(x, "detach"):
+        return True
+    return isinstance(x, np.ndarray) and x.dtype != np.uint8
+
+
+def preprocess(x: Any, spec: dict) -> np.ndarray:
+    """Any accepted input -> the model's float32 input tensor."""
+    return check_tensor(x, spec) if is_ready_tensor(x) else image_to_tensor(x, spec)

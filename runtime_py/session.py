@@ -1,0 +1,145 @@
+"""Session: preprocess -> real runtime -> postprocess, driven by the bundle's manifest."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime_py import manifest as mf
+from runtime_py.backends import open_backend
+from runtime_py.errors import IntegrityError, PocketError, UnsupportedError, UsageError
+from runtime_py.integrity import sha256_of
+from runtime_py.postprocess import get_postprocessor
+from runtime_py.preprocess import preprocess
+
+RUNTIME_BY_SUFFIX = {".pte": "executorch", ".tflite": "litert", ".mlpackage": "coreml"}
+
+
+class Session:
+    """One artifact, ready to run. Calls are serialised with a lock, so one Session may
+    be shared between threads; use several Sessions for parallel inference."""
+
+    def __init__(self, artifact_path: Path, *, bundle: Path | None = None,
+                 manifest: dict | None = None, entry: dict | None = None,
+                 threads: int | None = None) -> None:
+        self.path = artifact_path
+        self.bundle = bundle
+        self._manifest = manifest
+        self._entry = entry
+        self._threads = threads
+        runtime = entry["runtime"] if entry else RUNTIME_BY_SUFFIX[artifact_path.suffix]
+        self._backend = open_backend(runtime, artifact_path, threads=threads)
+        self._lock = threading.Lock()
+        self._labels = _read_labels(bundle, manifest) if manifest else None
+        self._post = get_postprocessor(manifest["postprocess"]["kind"]) if manifest else None
+
+    @property
+    def manifest(self) -> dict | None:
+        """The bundle's manifest (None for a bare artifact)."""
+        return self._manifest
+
+    @property
+    def info(self) -> dict | None:
+        """This artifact's manifest entry (None for a bare artifact)."""
+        return self._entry
+
+    @property
+    def artifacts(self) -> list[str]:
+        return [a["file"] for a in self._manifest["artifacts"]] if self._manifest else [self.path.name]
+
+    def artifact(self, name: str) -> "Session":
+        """A Session on another artifact of the same bundle (file name or unique part of it)."""
+        if self._manifest is None:
+            raise UsageError("a bare artifact has no siblings; load the bundle folder instead")
+        entry = mf.find_artifact(self._manifest, name)
+        return Session(mf.resolve(self.bundle, entry["file"]), bundle=self.bundle,
+                       manifest=self._manifest, entry=entry, threads=self._threads)
+
+    def preprocess(self, x: Any) -> np.ndarray:
+        """The model's input tensor for an image or a ready tensor."""
+        if self._manifest is None:
+            if not hasattr(x, "shape") or getattr(x, "dtype", None) == np.uint8:
+                raise UsageError("a bare artifact has no preprocessing rules: pass a float32 "
+                                 "tensor, or load the bundle folder to run images")
+            return np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+        return preprocess(x, self._manifest["input"])
+
+    def run_raw(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Run the runtime on a ready input tensor; the raw float32 outputs."""
+        with self._lock:
+            return self._backend.run([tensor])
+
+    def run(self, x: Any) -> dict:
+        """Preprocess, run, postprocess. Returns the postprocessed answer as a dict."""
+        outputs = self.run_raw(self.preprocess(x))
+        if self._manifest is None:
+            return {"outputs": outputs}
+        return self._post(outputs, self._manifest["postprocess"], self._labels)
+
+
+def _read_labels(bundle: Path, manifest: dict) -> list[str] | None:
+    name = manifest.get("labels_file")
+    if not name:
+        return None
+    path = mf.resolve(bundle, name)
+    if not path.is_file():
+        raise IntegrityError(f"the manifest names {name}, which is missing from {bundle}")
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def check_artifacts(bundle: Path, manifest: dict, entries: list[dict] | None = None) -> None:
+    """Raise IntegrityError unless every artifact exists with the recorded sha256."""
+    for entry in entries if entries is not None else manifest["artifacts"]:
+        path = mf.resolve(bundle, entry["file"])
+        if not path.exists():
+            raise IntegrityError(f"artifact {entry['file']} is missing from {bundle}")
+        if sha256_of(path) != entry["sha256"]:
+            raise IntegrityError(f"artifact {entry['file']} does not match the sha256 in the "
+                                 "manifest (modified or corrupt); rebuild the bundle")
+
+
+def _default_entry(manifest: dict) -> dict:
+    """The first artifact this machine can run (Core ML needs an Apple OS)."""
+    from runtime_py.backends import can_run
+
+    for entry in manifest["artifacts"]:
+        if can_run(entry):
+            return entry
+    if not manifest["artifacts"]:
+        raise PocketError("this bundle has no artifacts")
+    files = ", ".join(a["file"] for a in manifest["artifacts"])
+    raise UnsupportedError(f"no artifact of this bundle runs on this machine ({files}); "
+                           "Core ML artifacts need macOS or iOS")
+
+
+def load(path: str | Path, artifact: str | None = None, *, threads: int | None = None,
+         check_integrity: bool = True) -> Session:
+    """A Session on a bundle folder (default: its first runnable artifact) or one artifact."""
+    path = Path(path)
+    if not path.exists():
+        raise PocketError(f"{path} does not exist")
+    if path.suffix in RUNTIME_BY_SUFFIX:
+        return _load_single(path, threads, check_integrity)
+    if not path.is_dir():
+        raise UsageError(f"{path} is neither a bundle folder nor a .pte/.tflite/.mlpackage artifact")
+    manifest = mf.read(path)
+    if check_integrity:
+        check_artifacts(path, manifest)
+    entry = mf.find_artifact(manifest, artifact) if artifact else _default_entry(manifest)
+    return Session(mf.resolve(path, entry["file"]), bundle=path, manifest=manifest,
+                   entry=entry, threads=threads)
+
+
+def _load_single(path: Path, threads: int | None, check_integrity: bool) -> Session:
+    """An artifact file; uses its bundle's manifest when it sits in one that lists it."""
+    bundle = path.parent
+    if (bundle / mf.MANIFEST_NAME).is_file():
+        manifest = mf.read(bundle)
+        entries = [a for a in manifest["artifacts"] if a["file"] == path.name]
+        if entries:
+            if check_integrity:
+                check_artifacts(bundle, manifest, entries)
+            return Session(path, bundle=bundle, manifest=manifest, entry=entries[0], threads=threads)
+    return Session(path, threads=threads)

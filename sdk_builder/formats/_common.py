@@ -1,0 +1,73 @@
+"""Helpers the format modules share (no heavy imports at module level)."""
+from __future__ import annotations
+
+import shutil
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from runtime_py.errors import UsageError
+
+
+def version(dist: str) -> str:
+    """Installed version of a distribution, or 'unknown'."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def check_recipe(fmt: str, recipe: str, offered: tuple[str, ...]) -> None:
+    if recipe not in offered:
+        from runtime_py.errors import did_you_mean
+
+        raise UsageError(f"format '{fmt}' has no recipe '{recipe}'{did_you_mean(recipe, offered)}; "
+                         f"it accepts: {', '.join(offered)}")
+
+
+def prepare_out(path: Path) -> Path:
+    """Make the parent folder and remove a stale artifact (file or .mlpackage folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    return path
+
+
+def artifact_size(path: Path) -> int:
+    """Bytes of a file, or of all files under a folder (.mlpackage)."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def edge_delegation(graph_module: Any) -> dict:
+    """Delegation summary of a lowered ExecuTorch edge graph.
+
+    Uses executorch.devtools.backend_debug.get_delegation_info: ops inside lowered
+    modules count as delegated, every other call_function node (except the
+    executorch_call_delegate calls themselves and tuple getitems) as fallback.
+    """
+    from executorch.devtools.backend_debug import get_delegation_info
+
+    info = get_delegation_info(graph_module)
+    ignore = {"getitem", "executorch_call_delegate"}
+    delegated = 0
+    fallback: dict[str, int] = {}
+    for op, row in info.delegation_by_operator.items():
+        if op in ignore:
+            continue
+        delegated += row.delegated
+        if row.non_delegated:
+            fallback[op] = fallback.get(op, 0) + row.non_delegated
+    total = delegated + sum(fallback.values())
+    return {
+        "delegated_ops": delegated,
+        "total_ops": total,
+        "delegated_share": round(delegated / total, 4) if total else 0.0,
+        "fallback_ops": sorted(fallback),
+        "delegated_subgraphs": info.num_delegated_subgraphs,
+    }

@@ -1,0 +1,107 @@
+"""Summaries of a bundle: the terminal table and report.md."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _fmt(value, spec: str) -> str:
+    if value is None:
+        return "–"
+    if value == "inf":
+        return "exact"
+    return format(value, spec)
+
+
+def artifact_rows(manifest: dict) -> list[dict]:
+    """One flat row per artifact: the numbers people compare."""
+    sizes = {(a["format"], a["recipe"]): a["size_bytes"] for a in manifest["artifacts"]}
+    rows = []
+    for art in manifest["artifacts"]:
+        ver = art["verification"]
+        golden, ev = ver.get("golden", {}), ver.get("evaluation", {})
+        fp32 = sizes.get((art["format"], "fp32"))
+        deleg = art.get("delegation") or {}
+        rows.append({
+            "artifact": art["file"], "recipe": art["recipe"], "size": human_size(art["size_bytes"]),
+            "vs_fp32": _fmt(art["size_bytes"] / fp32, ".2f") + "×" if fp32 else "–",
+            "max_abs_error": _fmt(golden.get("max_abs_error"), ".1e"),
+            "snr_db": _fmt(golden.get("snr_db"), ".1f"),
+            "cosine": _fmt(golden.get("cosine"), ".5f"),
+            "metric": ev.get("metric", "–"),
+            "pytorch": _fmt(ev.get("pytorch"), ".2%"), "artifact_metric": _fmt(ev.get("artifact"), ".2%"),
+            "drop": _fmt(ev.get("drop_points"), "+.2f"),
+            "agreement": _fmt(ev.get("top1_agreement"), ".2%"),
+            "delegated": _fmt(deleg.get("delegated_share"), ".0%"),
+            "status": ver["status"],
+        })
+    return rows
+
+
+COLUMNS = (("artifact", "artifact"), ("size", "size"), ("vs fp32", "vs_fp32"),
+           ("max abs err", "max_abs_error"), ("SNR dB", "snr_db"), ("accuracy", "artifact_metric"),
+           ("drop (pts)", "drop"), ("top-1 agree", "agreement"), ("delegated", "delegated"),
+           ("status", "status"))
+
+
+def summary_table(manifest: dict):
+    """A rich Table for the terminal."""
+    from rich.table import Table
+
+    model = manifest["model"]
+    table = Table(title=f"{model['name']} — {manifest.get('target', '')} bundle "
+                        f"({model['params']:,} params, {model['macs'] / 1e6:.1f} M MACs)")
+    for header, key in COLUMNS:
+        table.add_column(header, justify="left" if key in ("artifact", "status") else "right")
+    for row in artifact_rows(manifest):
+        status = row["status"]
+        colour = {"passed": "green", "failed": "red"}.get(status, "yellow")
+        table.add_row(*[row[k] for _, k in COLUMNS[:-1]], f"[{colour}]{status}[/]")
+    return table
+
+
+def markdown_table(manifest: dict) -> str:
+    lines = ["| " + " | ".join(h for h, _ in COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    for row in artifact_rows(manifest):
+        lines.append("| " + " | ".join(f"`{row[k]}`" if k == "artifact" else row[k]
+                                       for _, k in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def write_report(bundle: Path, manifest: dict) -> Path:
+    """report.md: what was built, how it was verified, and how well it does."""
+    model, inp = manifest["model"], manifest["input"]
+    ev = next((a["verification"].get("evaluation") for a in manifest["artifacts"]
+               if a["verification"].get("evaluation")), None)
+    lines = [
+        f"# {model['name']} — {manifest.get('target', '')} bundle", "",
+        f"{model.get('description', '')}", "",
+        f"- task: {model['task']}; params: {model['params']:,}; MACs: {model['macs']:,}",
+        f"- input `{inp['name']}`: {inp['shape']} {inp['dtype']} {inp['layout']} {inp['color']}, "
+        f"pixels mapped to {inp['range']}, mean {inp['mean']}, std {inp['std']}"
+        f"{' (in the graph)' if inp['normalize_in_graph'] else ' (applied before the model)'}",
+        f"- built {manifest['created']} with "
+        + ", ".join(f"{k} {v}" for k, v in manifest["toolchain"].items()), "",
+        "## Artifacts", "", markdown_table(manifest), "",
+    ]
+    if ev:
+        lines += [f"Accuracy is {ev['metric']} on {ev['samples']} held-out samples; PyTorch fp32 "
+                  f"scores {ev['pytorch']:.2%}. 'drop' is PyTorch minus the artifact, in points.", ""]
+    lines += ["max abs err, SNR and cosine compare each artifact's outputs with PyTorch's on the "
+              f"{len(manifest['golden']['inputs'])} golden inputs in `golden/` (worst case). "
+              "An fp32 artifact fails the build above "
+              f"{manifest['tolerances']['fp32_max_abs_error']:.0e} max abs error.", ""]
+    for art in manifest["artifacts"]:
+        if art["verification"]["status"] != "passed":
+            lines.append(f"- `{art['file']}`: {art['verification'].get('reason', '')}")
+    path = Path(bundle) / "report.md"
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+
+from runtime_py.errors import UsageError
+from sdk_builder.formats import FORMATS, RECIPES, TARGETS, formats_markdown_table, plan_target
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_row_names_an_existing_module_and_known_recipes():
+    root = Path(__file__).resolve().parents[2] / "sdk_builder" / "formats"
+    for fmt in FORMATS:
+        assert (root / f"{fmt.module}.py").is_file(), fmt.module
+        assert set(fmt.recipes) <= set(RECIPES), fmt.name
+
+
+def test_targets_use_only_recipes_their_formats_accept():
+    for target in TARGETS:
+        for fmt, recipe in plan_target(target):
+            assert recipe in fmt.recipes
+
+
+def test_android_plan():
+    plan = [(f.name, r) for f, r in plan_target("android")]
+    assert plan == [("executorch-xnnpack", "fp32"), ("executorch-xnnpack", "int8-static"),
+                    ("litert", "fp32"), ("litert", "int8-static")]
+
+
+def test_recipe_narrows_the_plan():
+    assert [(f.name, r) for f, r in plan_target("all", ["fp16"])] == \
+        [("coreml", "fp16"), ("executorch-coreml", "fp16")]
+
+
+def test_unknown_target_and_recipe_suggest_the_closest():
+    with pytest.raises(UsageError, match="did you mean 'android'"):
+        plan_target("andriod")
+    with pytest.raises(UsageError, match="did you mean 'int8-static'.*accept: fp32, int8-static"):
+        plan_target("android", ["int8-statc"])
+
+
+def test_artifact_names_are_unique_within_a_target():
+    for target in TARGETS:
+        names = [f.artifact_name("m", r) for f, r in plan_target(target)]
+        assert len(names) == len(set(names)), target
+
+
+def test_readme_carries_the_generated_formats_table():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert formats_markdown_table() in readme, "regenerate: python -m sdk_builder.readme"
