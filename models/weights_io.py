@@ -68,6 +68,7 @@ def save_weights(module: nn.Module, path: str | Path) -> Path:
     state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o644)   # mkstemp makes 0600; weights are meant to be shared/packaged
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file

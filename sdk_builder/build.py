@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from runtime_py.integrity import sha256_of, size_of
 from runtime_py.session import check_artifacts
 from sdk_builder.bundle import staged_bundle, write_tensor
 from sdk_builder.formats import ExportJob, Format, plan_target
+from sdk_builder.formats._common import version
 from sdk_builder.progress import Steps, capture_native_output
 from sdk_builder.verify import FP32_MAX_ABS_ERROR, Reference, VerificationError, torch_reference, verify_artifact
 
@@ -37,13 +37,7 @@ class BuildRequest:
 
 
 def toolchain_versions() -> dict[str, str]:
-    versions = {}
-    for dist in TOOLCHAIN:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
+    return {dist: version(dist) for dist in TOOLCHAIN}
 
 
 def _golden_inputs(spec, evaluation) -> list[np.ndarray]:

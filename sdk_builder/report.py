@@ -76,6 +76,42 @@ def markdown_table(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def write_chart(bundle: Path, manifest: dict) -> Path:
+    """report.png: size and task metric of every artifact, PyTorch's metric as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arts = manifest["artifacts"]
+    names = [a["file"].replace(manifest["model"]["name"] + ".", "") for a in arts]
+    sizes = [a["size_bytes"] / 2**20 for a in arts]
+    evals = [a["verification"].get("evaluation") for a in arts]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.6 * len(arts) + 2), sharey=True)
+    left.bar_label(left.barh(names, sizes, color="#4c72b0"), fmt="%.2f MB", padding=3)
+    left.set_xlabel("size (MB)")
+    left.set_xlim(0, max(sizes) * 1.25)
+    left.invert_yaxis()
+    scored = [(n, e["artifact"] * 100) for n, e in zip(names, evals) if e]
+    if scored:
+        bars = right.barh([n for n, _ in scored], [v for _, v in scored], color="#55a868")
+        right.bar_label(bars, fmt="%.1f%%", padding=3)
+        reference = next(e for e in evals if e)
+        right.axvline(reference["pytorch"] * 100, color="black", ls="--", label="PyTorch fp32")
+        low = min(v for _, v in scored + [("", reference["pytorch"] * 100)])
+        right.set_xlim(max(0.0, low - 5), 104)
+        right.set_xlabel(f"{reference['metric']} (%) on {reference['samples']} held-out samples")
+        right.legend(loc="lower left")
+    else:
+        right.text(0.5, 0.5, "no evaluation data", ha="center", transform=right.transAxes)
+    fig.suptitle(f"{manifest['model']['name']} — {manifest.get('target', '')} bundle")
+    fig.tight_layout()
+    path = Path(bundle) / "report.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_report(bundle: Path, manifest: dict) -> Path:
     """report.md: what was built, how it was verified, and how well it does."""
     model, inp = manifest["model"], manifest["input"]
@@ -90,7 +126,7 @@ def write_report(bundle: Path, manifest: dict) -> Path:
         f"{' (in the graph)' if inp['normalize_in_graph'] else ' (applied before the model)'}",
         f"- built {manifest['created']} with "
         + ", ".join(f"{k} {v}" for k, v in manifest["toolchain"].items()), "",
-        "## Artifacts", "", markdown_table(manifest), "",
+        "## Artifacts", "", markdown_table(manifest), "", "![size and accuracy](report.png)", "",
     ]
     if ev:
         lines += [f"Accuracy is {ev['metric']} on {ev['samples']} held-out samples; PyTorch fp32 "
@@ -102,6 +138,7 @@ def write_report(bundle: Path, manifest: dict) -> Path:
     for art in manifest["artifacts"]:
         if art["verification"]["status"] != "passed":
             lines.append(f"- `{art['file']}`: {art['verification'].get('reason', '')}")
+    write_chart(bundle, manifest)
     path = Path(bundle) / "report.md"
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return path

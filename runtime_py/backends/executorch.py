@@ -65,7 +65,7 @@ def _root(data: bytes) -> int:
 def _table(data: bytes, pos: int) -> Any:
     from flatbuffers.table import Table
 
-    return Table(bytearray(data) if not isinstance(data, bytearray) else data, pos)
+    return Table(data, pos)
 
 
 def _field(tab: Any, index: int) -> int:
@@ -114,7 +114,7 @@ class Backend:
     """A loaded .pte program's "forward" method."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        import torch  # noqa: F401  (the pybindings need torch loaded first)
+        import torch  # the pybindings need torch loaded first; run() uses torch.from_numpy
         from executorch.runtime import Runtime
 
         self.path = Path(path)
@@ -129,12 +129,13 @@ class Backend:
         except Exception as exc:
             raise self._load_error(exc) from None
         self._program = program                       # keeps the program alive
-        self._call = method._method                   # the pybind method: fewest hops per call
+        # the pybind method itself (Method.execute only forwards to it): fewest hops per call
+        self._call = getattr(method, "_method", None) or method.execute
         self.input_shapes = [tuple(meta.input_tensor_meta(i).sizes())
                              for i in range(meta.num_inputs())]
         self.output_shapes = [tuple(meta.output_tensor_meta(i).sizes())
                               for i in range(meta.num_outputs())]
-        self._from_numpy = __import__("torch").from_numpy
+        self._from_numpy = torch.from_numpy
 
     def _load_error(self, exc: BaseException) -> PocketError:
         missing = _missing_backends(self.path)

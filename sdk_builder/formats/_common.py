@@ -1,10 +1,12 @@
 """Helpers the format modules share (no heavy imports at module level)."""
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from runtime_py.errors import UsageError
 
@@ -36,14 +38,6 @@ def prepare_out(path: Path) -> Path:
     return path
 
 
-def artifact_size(path: Path) -> int:
-    """Bytes of a file, or of all files under a folder (.mlpackage)."""
-    path = Path(path)
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
-
-
 def edge_delegation(graph_module: Any) -> dict:
     """Delegation summary of a lowered ExecuTorch edge graph.
 
@@ -71,3 +65,23 @@ def edge_delegation(graph_module: Any) -> dict:
         "fallback_ops": sorted(fallback),
         "delegated_subgraphs": info.num_delegated_subgraphs,
     }
+
+
+@contextlib.contextmanager
+def quiet_toolchains() -> Iterator[None]:
+    """Silence litert-torch's task log while a format exports (the CLI shows its own
+    progress). coremltools' tqdm bars cannot be turned off this way: tqdm reads TQDM_*
+    variables once, at import."""
+    saved = {k: os.environ.get(k) for k in _QUIET_ENV}
+    os.environ.update(_QUIET_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_QUIET_ENV = {"LITERT_TORCH_SHOW_PROGRESS": "n"}

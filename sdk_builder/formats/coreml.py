@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk_builder.formats import ExportJob, ExportResult
-from sdk_builder.formats._common import check_recipe, prepare_out, version
+from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
 
 RECIPES = ("fp16", "w8")
 INPUT_NAME = "input"
@@ -81,6 +81,11 @@ def _quantize_w8(mlmodel: Any) -> tuple[Any, dict]:
 
 def export(job: ExportJob) -> ExportResult:
     """Write job.out_path (.mlpackage folder) for recipe fp16 or w8."""
+    with quiet_toolchains():
+        return _export(job)
+
+
+def _export(job: ExportJob) -> ExportResult:
     import torch
 
     check_recipe("coreml", job.recipe, RECIPES)

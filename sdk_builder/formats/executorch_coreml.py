@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sdk_builder.formats import ExportJob, ExportResult
-from sdk_builder.formats._common import check_recipe, prepare_out, version
+from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
 from sdk_builder.formats.executorch_xnnpack import lower_to_pte
 
 RECIPES = ("fp16",)
@@ -18,6 +18,11 @@ RECIPES = ("fp16",)
 
 def export(job: ExportJob) -> ExportResult:
     """Write job.out_path (.pte with a CoreMLBackend delegate)."""
+    with quiet_toolchains():
+        return _export(job)
+
+
+def _export(job: ExportJob) -> ExportResult:
     import coremltools as ct
     import torch
     from executorch.backends.apple.coreml.compiler import CoreMLBackend

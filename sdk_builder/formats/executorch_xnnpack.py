@@ -11,7 +11,7 @@ from typing import Any
 
 from sdk_builder.formats import ExportJob, ExportResult
 from sdk_builder.formats._common import (check_recipe, edge_delegation, prepare_out,
-                                         version)
+                                         quiet_toolchains, version)
 from sdk_builder.quantize import calibration_for, pt2e_quantize
 
 RECIPES = ("fp32", "int8-static")
@@ -92,6 +92,11 @@ def lower_to_pte(module: Any, example: Any, partitioners: list, out_path: Path) 
 
 def export(job: ExportJob) -> ExportResult:
     """Write job.out_path (.pte) for recipe fp32 or int8-static."""
+    with quiet_toolchains():
+        return _export(job)
+
+
+def _export(job: ExportJob) -> ExportResult:
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
