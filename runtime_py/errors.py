@@ -29,3 +29,9 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest choice, or ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's text folded onto one line, for error messages."""
+    text = " ".join(str(exc).split())
+    return text[:limit] or type(exc).__name__

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime_py import manifest as mf
-from runtime_py.errors import PocketError
+from runtime_py.errors import PocketError, one_line
 from runtime_py.integrity import sha256_of, size_of
 from runtime_py.session import check_artifacts
 from sdk_builder.bundle import staged_bundle, write_tensor
@@ -101,9 +101,9 @@ def _export(fmt: Format, recipe: str, module, spec, stage: Path) -> dict:
         result = fmt.exporter()(job)
     except PocketError:
         raise
-    except Exception as exc:  # toolchain failures: name the format and the first line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ExportError(f"{fmt.name} {recipe} export failed: {type(exc).__name__}: {first}") from exc
+    except Exception as exc:  # toolchain failures: name the format and what the toolchain said
+        raise ExportError(f"{fmt.name} {recipe} export failed: {type(exc).__name__}: "
+                          f"{one_line(exc, 300)}") from exc
     return {"file": name, "format": fmt.name, "backend": fmt.backend, "runtime": fmt.runtime,
             "recipe": recipe, "recipe_details": result.details,
             "sha256": sha256_of(result.path), "size_bytes": size_of(result.path),

@@ -11,16 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from runtime_py.errors import PocketError, UnsupportedError
+from runtime_py.errors import PocketError, UnsupportedError, one_line
 
 _FLOAT = 6          # executorch ScalarType::Float
 _PTE_IDENTIFIER = b"ET"
 _APPLE_BACKENDS = {"CoreMLBackend": "Core ML", "MPSBackend": "MPS"}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] or type(exc).__name__
 
 
 def set_threads(threads: int) -> None:
@@ -47,7 +42,7 @@ def describe(path: Path) -> dict:
                 name, overload = _string(op, 0), _string(op, 1)
                 operators.add(f"{name}.{overload}" if overload else name)
     except Exception as exc:  # malformed flatbuffer
-        raise PocketError(f"{path.name} is not a readable ExecuTorch program ({_one_line(exc)}); "
+        raise PocketError(f"{path.name} is not a readable ExecuTorch program ({one_line(exc)}); "
                           "re-export it") from None
     return {"methods": methods, "delegates": sorted(set(delegates)),
             "delegate_count": len(delegates), "operators": sorted(operators)}
@@ -148,7 +143,7 @@ class Backend:
             return UnsupportedError(f"{self.path.name} needs ExecuTorch backend(s) "
                                     f"{', '.join(missing)} that this runtime lacks")
         _read_pte(self.path)  # raises a clearer error for a non-.pte file
-        return PocketError(f"cannot load ExecuTorch program {self.path.name}: {_one_line(exc)}; "
+        return PocketError(f"cannot load ExecuTorch program {self.path.name}: {one_line(exc)}; "
                            "the file may be corrupt or from an incompatible ExecuTorch version")
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -7,12 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime_py.errors import PocketError
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] or type(exc).__name__
+from runtime_py.errors import PocketError, one_line
 
 
 class Backend:
@@ -28,7 +23,7 @@ class Backend:
             interp = Interpreter(model_path=str(self.path), num_threads=threads)
             interp.allocate_tensors()
         except Exception as exc:
-            raise PocketError(f"cannot load LiteRT model {self.path.name}: {_one_line(exc)}; "
+            raise PocketError(f"cannot load LiteRT model {self.path.name}: {one_line(exc)}; "
                               "the file may be corrupt or need newer LiteRT ops") from None
         self._interp = interp
         inputs, outputs = interp.get_input_details(), interp.get_output_details()
@@ -51,5 +46,5 @@ class Backend:
         try:
             self._invoke()
         except Exception as exc:
-            raise PocketError(f"LiteRT failed running {self.path.name}: {_one_line(exc)}") from None
+            raise PocketError(f"LiteRT failed running {self.path.name}: {one_line(exc)}") from None
         return [self._get(i).copy() for i in self._outputs]
