@@ -100,7 +100,7 @@ def _discover() -> None:
     import models
 
     skip = {"registry", "train", "weights_io", "layers", "bias_loss", "data", "card",
-            "card_md", "golden"}
+            "card_md", "golden", "byom"}
     for info in pkgutil.iter_modules(models.__path__):
         if info.name not in skip and not info.name.startswith("_"):
             importlib.import_module(f"models.{info.name}")

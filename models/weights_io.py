@@ -28,9 +28,13 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PocketError(f"refused to load {path}: not a plain tensor state dict "
-                          f"(weights_only load failed: {first})") from None
+        # torch's own text suggests weights_only=False: never repeat that advice; keep its reason.
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        reason = next((ln for ln in lines if ln.startswith(("Unsupported", "Trying to load"))),
+                      lines[0] if lines and not lines[0].startswith("Weights only") else type(exc).__name__)
+        raise PocketError(f"refused to load {path.name}: not a plain tensor state dict, and "
+                          f"unpickling it could run code ({reason[:120]}); save the weights with "
+                          "safetensors or torch.save(model.state_dict())") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise PocketError(f"{path} does not hold a flat state dict of tensors")
     return state

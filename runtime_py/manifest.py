@@ -31,7 +31,10 @@ def validate(manifest: dict) -> None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(manifest))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ManifestError(f"manifest.json is invalid at {where}: {error.message}")
+        message = error.message
+        if error.validator == "pattern" and error.schema == load_schema("manifest")["$defs"]["relpath"]:
+            message = f"{error.instance!r} is not a relative path inside the bundle; refusing it"
+        raise ManifestError(f"manifest.json is invalid at {where}: {message}")
 
 
 def read(bundle: str | Path) -> dict:

@@ -6,12 +6,13 @@ unless the graph normalises itself, then lay out as NCHW or NHWC with a batch of
 """
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runtime_py.errors import PocketError
+from runtime_py.errors import PocketError, one_line
 
 MAX_IMAGE_PIXELS = 100_000_000   # refuse decompression bombs before decoding
 
@@ -38,17 +39,21 @@ def _open_image(x: Any):
         if x.dtype != np.uint8 or x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] not in (1, 3, 4)):
             raise InputError(f"an image array must be HxW or HxWxC (C in 1, 3, 4) uint8; got "
                              f"{x.dtype} {x.shape}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise InputError(f"the image array {x.shape} has no pixels")
         return Image.fromarray(x[:, :, 0] if x.ndim == 3 and x.shape[2] == 1 else x)
     path = Path(x)
     if not path.is_file():
         raise InputError(f"no image file at {path}")
     try:
-        image = Image.open(path)
+        image = Image.open(path)          # reads the header only
+        if image.width * image.height > MAX_IMAGE_PIXELS:   # PIL itself only refuses above 2x
+            raise Image.DecompressionBombError("too many pixels")
         image.load()
     except Image.DecompressionBombError:
         raise InputError(f"{path} is larger than {MAX_IMAGE_PIXELS:,} pixels; downscale it first") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path} is not a readable image ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as exc:
+        raise InputError(f"{path} is not a readable image ({one_line(exc, 120)})") from None
     if image.width == 0 or image.height == 0:
         raise InputError(f"{path} has no pixels")
     return image

@@ -1,4 +1,4 @@
-"""plan -> export -> verify -> bundle: the one data flow of `pocket build`."""
+"""plan -> export -> verify -> (select) -> bundle: the one data flow of `pocket build`."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from runtime_py import manifest as mf
-from runtime_py.errors import PocketError, one_line
+from runtime_py.errors import PocketError, UnsupportedError, one_line
 from runtime_py.integrity import sha256_of, size_of
 from runtime_py.session import check_artifacts
+from sdk_builder import calibration, select
 from sdk_builder.bundle import staged_bundle, write_tensor
 from sdk_builder.formats import ExportJob, Format, plan_target
 from sdk_builder.formats._common import version
@@ -19,25 +20,43 @@ from sdk_builder.progress import Steps, capture_native_output
 from sdk_builder.verify import FP32_MAX_ABS_ERROR, Reference, VerificationError, torch_reference, verify_artifact
 
 GOLDEN_CASES = 4
+DEFAULT_DROP_BUDGET = 1.0   # points; above it the report explains where quantization breaks
 TOOLCHAIN = ("pocketvision", "torch", "torchao", "executorch", "litert-torch", "ai-edge-litert",
-             "coremltools", "numpy")
+             "ai-edge-quantizer", "coremltools", "numpy")
 
 
 class ExportError(PocketError):
     """A toolchain could not export the model in one format."""
 
 
+class PartialBuildError(PocketError):
+    """The bundle was published, but some requested artifacts could not be built."""
+
+    exit_code = 3
+
+
 @dataclass
 class BuildRequest:
-    model: str
+    spec: object                       # models.registry.ModelSpec (zoo or user model)
     target: str
     recipes: list[str] = field(default_factory=list)
     weights: Path | None = None
     out_dir: Path = Path("dist")
+    max_drop: float | None = None      # task-metric budget in points; None keeps every recipe
+    calib_data: Path | None = None
+    calib_samples: int | None = None
 
 
 def toolchain_versions() -> dict[str, str]:
     return {dist: version(dist) for dist in TOOLCHAIN}
+
+
+def input_section(spec) -> dict:
+    """The manifest's `input`: what the runtime needs to build the tensor from an image."""
+    inp = spec.input
+    return {"name": "input", "shape": list(inp.shape), "dtype": inp.dtype, "layout": inp.layout,
+            "color": inp.color, "range": list(inp.range), "mean": list(inp.mean),
+            "std": list(inp.std), "normalize_in_graph": inp.normalize_in_graph, "resize": "bilinear"}
 
 
 def _golden_inputs(spec, evaluation) -> list[np.ndarray]:
@@ -58,24 +77,23 @@ def _model_section(spec, module, weights: Path | None) -> dict:
             "weights_sha256": sha256_of(weights) if weights else None}
 
 
-def _base_manifest(req: BuildRequest, spec, module, weights: Path | None) -> dict:
-    inp = spec.input
+def _base_manifest(req: BuildRequest, module, weights: Path | None, calib_note: str) -> dict:
+    spec = req.spec
     return {
         "schema_version": mf.SCHEMA_VERSION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "target": req.target,
         "model": _model_section(spec, module, weights),
-        "input": {"name": "input", "shape": list(inp.shape), "dtype": inp.dtype,
-                  "layout": inp.layout, "color": inp.color, "range": list(inp.range),
-                  "mean": list(inp.mean), "std": list(inp.std),
-                  "normalize_in_graph": inp.normalize_in_graph, "resize": "bilinear"},
+        "input": input_section(spec),
         "outputs": [{"name": o.name, "shape": list(o.shape), "dtype": "float32", "meaning": o.meaning}
                     for o in spec.outputs],
         "labels_file": "labels.txt" if spec.labels else None,
         "postprocess": dict(spec.postprocess),
         "golden": {"inputs": [], "reference": []},
         "tolerances": {"fp32_max_abs_error": FP32_MAX_ABS_ERROR},
+        "calibration": calib_note,
         "artifacts": [],
+        "skipped": [],
         "toolchain": toolchain_versions(),
     }
 
@@ -91,12 +109,13 @@ def _write_golden(stage: Path, manifest: dict, ref: Reference) -> None:
         manifest["golden"]["reference"].append(row)
 
 
-def _export(fmt: Format, recipe: str, module, spec, stage: Path) -> dict:
+def _export(fmt: Format, recipe: str, module, spec, stage: Path, calib) -> tuple[dict, object]:
+    """Export one artifact into the stage: (its manifest entry, its PyTorch twin or None)."""
     import torch
 
     name = fmt.artifact_name(spec.name, recipe)
     job = ExportJob(module=module, example=torch.zeros(spec.input.shape), recipe=recipe,
-                    out_path=stage / name, calibration=spec.calibration)
+                    out_path=stage / name, calibration=calib)
     try:
         result = fmt.exporter()(job)
     except PocketError:
@@ -104,27 +123,55 @@ def _export(fmt: Format, recipe: str, module, spec, stage: Path) -> dict:
     except Exception as exc:  # toolchain failures: name the format and what the toolchain said
         raise ExportError(f"{fmt.name} {recipe} export failed: {type(exc).__name__}: "
                           f"{one_line(exc, 300)}") from exc
-    return {"file": name, "format": fmt.name, "backend": fmt.backend, "runtime": fmt.runtime,
-            "recipe": recipe, "recipe_details": result.details,
-            "sha256": sha256_of(result.path), "size_bytes": size_of(result.path),
-            "delegation": result.delegation, "golden_outputs": [],
-            "verification": {"status": "structure-only"}}
+    entry = {"file": name, "format": fmt.name, "backend": fmt.backend, "runtime": fmt.runtime,
+             "recipe": recipe, "recipe_details": result.details,
+             "sha256": sha256_of(result.path), "size_bytes": size_of(result.path),
+             "delegation": result.delegation, "golden_outputs": [],
+             "verification": {"status": "structure-only"}}
+    return entry, result.quantized_module
+
+
+def _skip(manifest: dict, fmt: str, recipe: str, reason: str, steps: Steps) -> None:
+    manifest["skipped"].append({"format": fmt, "recipe": recipe, "reason": reason})
+    steps.console.print(f"[yellow]warning:[/] {reason}", soft_wrap=True)
+
+
+def _drop_artifact(stage: Path, manifest: dict, entry: dict, reason: str, steps: Steps) -> None:
+    from sdk_builder.select import remove_artifact
+
+    manifest["artifacts"].remove(entry)
+    remove_artifact(stage, entry)
+    _skip(manifest, entry["format"], entry["recipe"], reason, steps)
+
+
+def _explain_drop(entry: dict, module, quantized, ref: Reference, max_drop: float | None,
+                  steps: Steps) -> None:
+    """For a quantized artifact over the budget, record the layers with the worst SNR."""
+    from sdk_builder.layerwise import worst_layers
+
+    evaluation = entry["verification"].get("evaluation") or {}
+    budget = DEFAULT_DROP_BUDGET if max_drop is None else max_drop
+    if quantized is None or evaluation.get("drop_points", 0.0) <= budget:
+        return
+    with steps.step(f"layer-wise SNR of {entry['file']} (drop over {budget:g} points)"):
+        inputs = ref.golden_inputs if ref.eval_inputs is None else \
+            [ref.eval_inputs[i:i + 1] for i in range(min(16, len(ref.eval_inputs)))]
+        entry["verification"]["worst_layers"] = worst_layers(module, quantized, inputs)
 
 
 def build(req: BuildRequest, steps: Steps | None = None) -> tuple[Path, dict]:
-    """Build, verify and publish DIR/<model>-<target>/; returns (bundle path, manifest)."""
-    from models.registry import get
-
+    """Build, verify and publish DIR/<model>-<target>/; returns (bundle path, manifest).
+    Artifacts a toolchain could not export are listed in manifest['skipped']."""
     steps = steps or Steps(quiet=True)
-    spec = get(req.model)
-    plan = plan_target(req.target, req.recipes)
+    spec = req.spec
+    plan = select.candidates(req.target, req.recipes, exhaustive=req.max_drop is not None)
     name = f"{spec.name}-{req.target}"
     weights = Path(req.weights) if req.weights else spec.weights_path()
     log = Path(req.out_dir) / f".{name}.build.log"
     with staged_bundle(Path(req.out_dir), name) as stage:
         try:
             with capture_native_output(log):
-                manifest = _build_into(stage, req, spec, plan, weights, steps)
+                manifest = _build_into(stage, req, plan, weights, steps)
         except BaseException as exc:
             failed_log = Path(req.out_dir) / f"{name}.failed.log"
             shutil.move(log, failed_log)
@@ -135,26 +182,42 @@ def build(req: BuildRequest, steps: Steps | None = None) -> tuple[Path, dict]:
     return Path(req.out_dir) / name, manifest
 
 
-def _build_into(stage: Path, req: BuildRequest, spec, plan, weights, steps: Steps) -> dict:
+def _build_into(stage: Path, req: BuildRequest, plan, weights, steps: Steps) -> dict:
     from sdk_builder.report import write_report
 
-    with steps.step(f"load {spec.name} ({weights.name if weights else 'no weights'})"):
+    spec = req.spec
+    with steps.step(f"load {spec.name} ({weights.name if weights else 'no weights file'})"):
         module = spec.load(weights)
         evaluation = spec.evaluation() if spec.evaluation else None
-        manifest = _base_manifest(req, spec, module, weights)
+        calib, calib_note = calibration.choose(spec, input_section(spec), req.calib_data, req.calib_samples)
+        manifest = _base_manifest(req, module, weights, calib_note)
     with steps.step("PyTorch reference on golden inputs and evaluation split"):
         ref = torch_reference(module, _golden_inputs(spec, evaluation), evaluation)
         _write_golden(stage, manifest, ref)
         if spec.labels:
             (stage / "labels.txt").write_text("\n".join(spec.labels) + "\n", encoding="utf-8")
     for fmt, recipe in plan:
-        with steps.step(f"export {fmt.name} {recipe}"):
-            entry = _export(fmt, recipe, module, spec, stage)
-            manifest["artifacts"].append(entry)
-        with steps.step(f"verify {entry['file']}"):
-            verify_artifact(stage, manifest, entry, ref)
+        try:
+            with steps.step(f"export {fmt.name} {recipe}"):
+                entry, quantized = _export(fmt, recipe, module, spec, stage, calib)
+        except ExportError as exc:
+            _skip(manifest, fmt.name, recipe, str(exc), steps)
+            continue
+        manifest["artifacts"].append(entry)
+        try:
+            with steps.step(f"verify {entry['file']}"):
+                verify_artifact(stage, manifest, entry, ref, module)
+        except UnsupportedError as exc:  # exported, but its runtime cannot run it
+            _drop_artifact(stage, manifest, entry, f"{fmt.name} {recipe}: exported, but {exc}", steps)
+            continue
         if entry["verification"]["status"] == "failed":
             raise VerificationError(f"{entry['file']}: {entry['verification']['reason']}")
+        _explain_drop(entry, module, quantized, ref, req.max_drop, steps)
+    if not manifest["artifacts"]:
+        raise ExportError("no artifact could be built: " + "; ".join(s["reason"] for s in manifest["skipped"]))
+    if req.max_drop is not None:
+        with steps.step(f"keep the smallest artifact per format within a {req.max_drop:g}-point drop"):
+            select.keep_within_budget(stage, manifest, req.max_drop)
     with steps.step("write manifest and report"):
         mf.write(stage, manifest)
         write_report(stage, manifest)

@@ -58,6 +58,9 @@ def _clean_leftovers(out_dir: Path, name: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
     for partial in out_dir.glob(f".{name}.partial-*"):
         shutil.rmtree(partial, ignore_errors=True)
+    stale_log = out_dir / f".{name}.build.log"     # the toolchain log of a killed build
+    if stale_log.is_file():
+        stale_log.unlink()
 
 
 def _publish(stage: Path, final: Path) -> None:

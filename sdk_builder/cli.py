@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from runtime_py.errors import PocketError
+from runtime_py.errors import PocketError, one_line
 from sdk_builder.formats import FORMATS, RECIPES, TARGETS
 
 BUNDLE = click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path)
@@ -90,36 +90,81 @@ def list_cmd(as_json: bool) -> None:
         console.print(f"[bold]{target}[/]: {', '.join(pairs)}")
 
 
+def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"takes comma-separated numbers, got '{text}'", param_hint=option) from None
+
+
+def _model_spec(model: str | None, model_file: str | None, input_shape: str | None, task: str,
+                labels: Path | None, mean: str | None, std: str | None):
+    """The ModelSpec to build: a zoo model by name, or the user's file:factory."""
+    if (model is None) == (model_file is None):
+        raise click.UsageError("give a zoo MODEL name or --model-file path.py:factory (one of them)")
+    if model is not None:
+        from models.registry import get
+
+        return get(model)
+    if input_shape is None:
+        raise click.UsageError("--model-file needs --input-shape N,C,H,W")
+    from models.byom import spec_from_file
+
+    shape = tuple(int(v) for v in _floats(input_shape, "--input-shape"))
+    return spec_from_file(model_file, shape, task, labels, _floats(mean, "--mean"), _floats(std, "--std"))
+
+
 @cli.command()
-@click.argument("model")
+@click.argument("model", required=False)
 @click.option("--target", "-t", default="android", show_default=True,
               help=f"One of: {', '.join(TARGETS)}.")
 @click.option("--recipe", "-r", "recipes", multiple=True,
               help=f"Only these recipes (repeatable): {', '.join(RECIPES)}.")
+@click.option("--max-drop", type=click.FloatRange(min=0), default=None,
+              help="Task-metric budget in points: try every recipe of each format and keep the "
+                   "smallest artifact within it.")
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights (.safetensors or .pt state dict).")
+@click.option("--calib-data", type=click.Path(path_type=Path), help="Folder of calibration images.")
+@click.option("--calib-samples", type=click.IntRange(min=1), help="Number of calibration samples.")
+@click.option("--model-file", help="Your own model: path/to/file.py:factory returning an nn.Module.")
+@click.option("--input-shape", help="With --model-file: N,C,H,W, e.g. 1,3,224,224.")
+@click.option("--task", default="raw", show_default=True,
+              help="With --model-file: classification, segmentation, depth, saliency or raw.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --model-file: labels.txt, one label per line.")
+@click.option("--mean", help="With --model-file: per-channel mean after scaling to [0,1], e.g. 0.485,0.456,0.406.")
+@click.option("--std", help="With --model-file: per-channel std, e.g. 0.229,0.224,0.225.")
 @click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("dist"),
               show_default=True, help="Folder that receives <model>-<target>/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON when done.")
-def build(model: str, target: str, recipes: tuple[str, ...], weights: Path | None,
-          out_dir: Path, as_json: bool) -> None:
-    """Export MODEL for a target, verify every artifact, write the bundle."""
-    from sdk_builder.build import BuildRequest
+def build(model: str | None, target: str, recipes: tuple[str, ...], max_drop: float | None,
+          weights: Path | None, calib_data: Path | None, calib_samples: int | None,
+          model_file: str | None, input_shape: str | None, task: str, labels: Path | None,
+          mean: str | None, std: str | None, out_dir: Path, as_json: bool) -> None:
+    """Export MODEL (or --model-file) for a target, verify every artifact, write the bundle."""
+    from sdk_builder.build import BuildRequest, PartialBuildError
     from sdk_builder.build import build as run_build
-    from sdk_builder.formats import plan_target
     from sdk_builder.progress import Steps
     from sdk_builder.report import summary_table
+    from sdk_builder.select import candidates
 
-    plan_target(target, recipes)  # fail fast on a wrong target/recipe, before loading torch
+    candidates(target, list(recipes), max_drop is not None)  # fail fast, before loading torch
     if weights is not None and not weights.is_file():
         raise PocketError(f"weights file {weights} does not exist")
-    steps = Steps(quiet=as_json)
-    path, manifest = run_build(BuildRequest(model, target, list(recipes), weights, out_dir), steps)
+    spec = _model_spec(model, model_file, input_shape, task, labels, mean, std)
+    request = BuildRequest(spec, target, list(recipes), weights, out_dir, max_drop, calib_data, calib_samples)
+    path, manifest = run_build(request, Steps(quiet=as_json))
     if as_json:
         _echo_json(manifest)
-        return
-    console = _console()
-    console.print(summary_table(manifest))
-    console.print(f"bundle: [bold]{path}[/]")
+    else:
+        console = _console()
+        console.print(summary_table(manifest))
+        console.print(f"bundle: [bold]{path}[/]")
+    if manifest["skipped"]:
+        raise PartialBuildError(f"{path} was published without {len(manifest['skipped'])} "
+                                "artifact(s): " + "; ".join(s["reason"] for s in manifest["skipped"]))
 
 
 @cli.command()
@@ -190,10 +235,66 @@ def run(bundle: Path, image: Path, artifact: str | None, threads: int | None, as
         _echo_json(result)
 
 
+@cli.command()
+@click.argument("bundle", type=BUNDLE)
+@click.option("--artifact", "-a", "artifacts", multiple=True,
+              help="Only this artifact (file name or unique part; repeatable). Default: all runnable.")
+@click.option("--threads", default="1", show_default=True, help="Thread counts, comma-separated (e.g. 1,2).")
+@click.option("--warmup", type=click.IntRange(0, 10_000), default=10, show_default=True,
+              help="Untimed runs per candidate before timing.")
+@click.option("--iters", type=click.IntRange(1, 100_000), default=200, show_default=True,
+              help="Timed interleaved rounds (one call per candidate each).")
+@click.option("--against", default="eager,onnxruntime", show_default=True,
+              help="References timed alongside: eager, onnxruntime, or none.")
+@click.option("--profile", is_flag=True, help="Top operators by time per artifact.")
+@click.option("--roofline", is_flag=True, help="Achieved GFLOP/s against this machine's fp32 GEMM peak.")
+@click.option("--no-overhead", is_flag=True, help="Skip timing Session.run against the raw runtime call.")
+@click.option("--no-plots", is_flag=True, help="Do not write the PNG charts.")
+@click.option("--out", "-o", type=click.Path(path_type=Path),
+              help="Result JSON (PNGs next to it). Default: <bundle>.bench.json beside the bundle.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result JSON instead of tables.")
+def bench(bundle: Path, artifacts: tuple[str, ...], threads: str, warmup: int, iters: int,
+          against: str, profile: bool, roofline: bool, no_overhead: bool, no_plots: bool,
+          out: Path | None, as_json: bool) -> None:
+    """Time a bundle's artifacts side by side with PyTorch eager and ONNX Runtime (interleaved)."""
+    from sdk_builder import bench as bench_mod
+    from sdk_builder.bench_extra import print_tables
+
+    opts = bench_mod.BenchOptions(
+        artifacts=list(artifacts), threads=bench_mod.parse_threads(threads), warmup=warmup,
+        iters=iters, against=bench_mod.parse_against(against), overhead=not no_overhead,
+        profile=profile, roofline=roofline, plots=not no_plots)
+    from rich.console import Console
+
+    status = Console(stderr=True)
+    with _runtime_chatter_hidden():
+        result = bench_mod.run_bench(bundle, opts, say=lambda s: status.print(f"[dim]{s}[/]"))
+    written = bench_mod.write(result, out or bench_mod.default_out(bundle), plots=opts.plots)
+    if as_json:
+        _echo_json(result)
+    else:
+        console = _console()
+        print_tables(console if console.is_terminal else Console(width=230), result)
+    status.print(f"wrote {', '.join(str(p) for p in written)}")
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (`kill`, CI timeouts) unwinds like Ctrl-C, so staging folders are removed."""
+    import signal
+    import threading
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors on stderr, tracebacks only with --debug."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    _terminate_as_interrupt()
     try:
         cli.main(args=argv, prog_name="pocket", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -209,6 +310,16 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:   # a file or folder the OS refused (permissions, full disk, ...)
+        if debug:
+            traceback.print_exc()
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or one_line(exc)}{where}; check the path, its "
+                   "permissions and free space", err=True)
+        sys.exit(1)
+    except MemoryError:
+        click.echo("error: out of memory; use a smaller input or free some memory", err=True)
+        sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if debug:
             traceback.print_exc()

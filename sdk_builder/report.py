@@ -36,7 +36,8 @@ def artifact_rows(manifest: dict) -> list[dict]:
             "snr_db": _fmt(golden.get("snr_db"), ".1f"),
             "cosine": _fmt(golden.get("cosine"), ".5f"),
             "metric": ev.get("metric", "–"),
-            "pytorch": _fmt(ev.get("pytorch"), ".2%"), "artifact_metric": _fmt(ev.get("artifact"), ".2%"),
+            "pytorch": _fmt(ev.get("pytorch"), ".2%"),
+            "artifact_metric": _fmt(ev.get("artifact"), ".2%") + ("*" if ev.get("estimated") else ""),
             "drop": _fmt(ev.get("drop_points"), "+.2f"),
             "agreement": _fmt(ev.get("top1_agreement"), ".2%"),
             "delegated": _fmt(deleg.get("delegated_share"), ".0%"),
@@ -112,8 +113,39 @@ def write_chart(bundle: Path, manifest: dict) -> Path:
     return path
 
 
+def _selection_lines(manifest: dict) -> list[str]:
+    selection = manifest.get("selection")
+    if not selection:
+        return []
+    lines = [f"## Recipes tried (budget: {selection['max_drop_points']:g} points of the task metric)", "",
+             "| format | recipe | size | SNR dB | drop (pts) | kept | why |", "|---|---|---|---|---|---|---|"]
+    for t in selection["tried"]:
+        drop = "n/a" if t["drop_points"] is None else \
+            f"{t['drop_points']:+.2f}{' (est.)' if t['estimated'] else ''}"
+        lines.append(f"| {t['format']} | `{t['recipe']}` | {human_size(t['size_bytes'])} | "
+                     f"{_fmt(t['snr_db'], '.1f')} | {drop} | {'**yes**' if t['kept'] else 'no'} | {t['why']} |")
+    return lines + ["", "![recipes tried](report_recipes.png)", ""]
+
+
+def _diagnosis_lines(manifest: dict) -> list[str]:
+    lines = []
+    for art in manifest["artifacts"] + [t for t in manifest.get("selection", {}).get("tried", [])
+                                        if t.get("worst_layers")]:
+        worst = art.get("worst_layers") or art.get("verification", {}).get("worst_layers")
+        if worst:
+            layers = ", ".join(f"`{w['layer']}` ({w['snr_db']:.1f} dB)" for w in worst)
+            lines.append(f"- `{art['file']}` loses more than the budget; worst layers by SNR vs "
+                         f"fp32: {layers}")
+    for art in manifest["artifacts"]:
+        if art["verification"]["status"] != "passed":
+            lines.append(f"- `{art['file']}`: {art['verification'].get('reason', '')}")
+    for skipped in manifest.get("skipped", []):
+        lines.append(f"- not built: {skipped['reason']}")
+    return (["## Notes", ""] + lines + [""]) if lines else []
+
+
 def write_report(bundle: Path, manifest: dict) -> Path:
-    """report.md: what was built, how it was verified, and how well it does."""
+    """report.md (+ PNG charts): what was built, how it was verified, how well it does."""
     model, inp = manifest["model"], manifest["input"]
     ev = next((a["verification"].get("evaluation") for a in manifest["artifacts"]
                if a["verification"].get("evaluation")), None)
@@ -124,21 +156,58 @@ def write_report(bundle: Path, manifest: dict) -> Path:
         f"- input `{inp['name']}`: {inp['shape']} {inp['dtype']} {inp['layout']} {inp['color']}, "
         f"pixels mapped to {inp['range']}, mean {inp['mean']}, std {inp['std']}"
         f"{' (in the graph)' if inp['normalize_in_graph'] else ' (applied before the model)'}",
+        f"- calibration (static int8 recipes): {manifest.get('calibration', 'n/a')}",
         f"- built {manifest['created']} with "
         + ", ".join(f"{k} {v}" for k, v in manifest["toolchain"].items()), "",
         "## Artifacts", "", markdown_table(manifest), "", "![size and accuracy](report.png)", "",
     ]
     if ev:
         lines += [f"Accuracy is {ev['metric']} on {ev['samples']} held-out samples; PyTorch fp32 "
-                  f"scores {ev['pytorch']:.2%}. 'drop' is PyTorch minus the artifact, in points.", ""]
+                  f"scores {ev['pytorch']:.2%}. 'drop' is PyTorch minus the artifact, in points. "
+                  "Values marked * are estimated in PyTorch with the weights compressed as the "
+                  "recipe does (Core ML cannot run on this OS).", ""]
+    else:
+        lines += ["Task metric: n/a (the model has no evaluation data); the numbers above are "
+                  "numerical parity with PyTorch only.", ""]
     lines += ["max abs err, SNR and cosine compare each artifact's outputs with PyTorch's on the "
               f"{len(manifest['golden']['inputs'])} golden inputs in `golden/` (worst case). "
               "An fp32 artifact fails the build above "
               f"{manifest['tolerances']['fp32_max_abs_error']:.0e} max abs error.", ""]
-    for art in manifest["artifacts"]:
-        if art["verification"]["status"] != "passed":
-            lines.append(f"- `{art['file']}`: {art['verification'].get('reason', '')}")
+    lines += _selection_lines(manifest) + _diagnosis_lines(manifest)
     write_chart(bundle, manifest)
+    if manifest.get("selection"):
+        write_selection_chart(bundle, manifest)
     path = Path(bundle) / "report.md"
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return path
+
+
+def write_selection_chart(bundle: Path, manifest: dict) -> Path:
+    """report_recipes.png: size against task-metric drop for every recipe tried, per format."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    selection = manifest["selection"]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for fmt in dict.fromkeys(t["format"] for t in selection["tried"]):
+        rows = [t for t in selection["tried"] if t["format"] == fmt and t["drop_points"] is not None]
+        if not rows:
+            continue
+        points = ax.scatter([t["size_bytes"] / 2**20 for t in rows], [t["drop_points"] for t in rows],
+                            label=fmt, s=[90 if t["kept"] else 35 for t in rows],
+                            edgecolors=["black" if t["kept"] else "none" for t in rows])
+        for t in rows:
+            ax.annotate(t["recipe"], (t["size_bytes"] / 2**20, t["drop_points"]), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points", color=points.get_facecolor()[0])
+    ax.axhline(selection["max_drop_points"], color="red", ls="--", lw=1, label="budget")
+    ax.set_xlabel("size (MB)")
+    ax.set_ylabel("task-metric drop vs PyTorch (points, lower is better)")
+    ax.set_title(f"{manifest['model']['name']}: recipes tried (kept: large, outlined)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(bundle) / "report_recipes.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
     return path

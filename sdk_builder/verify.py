@@ -36,25 +36,41 @@ class Reference:
     metric: str | None = None
 
 
-def torch_reference(module, golden_inputs: list[np.ndarray], evaluation=None,
-                    progress: Callable[[int, int], None] | None = None) -> Reference:
-    """Run the eager model on the golden inputs and the evaluation split."""
+def eager_outputs(module, x: np.ndarray) -> list[np.ndarray]:
+    """The eager model's float32 outputs for one input batch."""
     import torch
 
-    def run(x: np.ndarray) -> list[np.ndarray]:
-        with torch.no_grad():
-            out = module(torch.from_numpy(x))
-        outs = out if isinstance(out, (tuple, list)) else [out]
-        return [o.detach().numpy().astype(np.float32) for o in outs]
+    with torch.no_grad():
+        out = module(torch.from_numpy(x))
+    outs = out if isinstance(out, (tuple, list)) else [out]
+    return [o.detach().numpy().astype(np.float32) for o in outs]
 
-    ref = Reference(golden_inputs, [run(x) for x in golden_inputs])
+
+def eager_logits(module, inputs: np.ndarray) -> np.ndarray:
+    """The first output for every sample of `inputs`, computed in batches."""
+    return np.concatenate([eager_outputs(module, inputs[i:i + EVAL_BATCH])[0]
+                           for i in range(0, len(inputs), EVAL_BATCH)])
+
+
+def torch_reference(module, golden_inputs: list[np.ndarray], evaluation=None) -> Reference:
+    """Run the eager model on the golden inputs and the evaluation split."""
+    ref = Reference(golden_inputs, [eager_outputs(module, x) for x in golden_inputs])
     if evaluation is not None:
-        inputs = evaluation.inputs.numpy().astype(np.float32)
-        ref.eval_inputs, ref.eval_targets = inputs, evaluation.targets.numpy()
+        ref.eval_inputs = evaluation.inputs.numpy().astype(np.float32)
+        ref.eval_targets = evaluation.targets.numpy()
         ref.metric = evaluation.metric
-        ref.eval_logits = np.concatenate([run(inputs[i:i + EVAL_BATCH])[0]
-                                          for i in range(0, len(inputs), EVAL_BATCH)])
+        ref.eval_logits = eager_logits(module, ref.eval_inputs)
     return ref
+
+
+def _score(logits: np.ndarray, ref: Reference) -> dict:
+    """Task metric of `logits` next to PyTorch's, and top-1 agreement with PyTorch."""
+    metric = TASK_METRICS[ref.metric]
+    torch_value, art_value = metric(ref.eval_logits, ref.eval_targets), metric(logits, ref.eval_targets)
+    agree = float(np.mean(np.argmax(logits, -1) == np.argmax(ref.eval_logits, -1)))
+    return {"samples": int(len(logits)), "metric": ref.metric, "pytorch": torch_value,
+            "artifact": art_value, "drop_points": 100.0 * (torch_value - art_value),
+            "top1_agreement": agree}
 
 
 def _golden_parity(session: Session, stage: Path, entry: dict, ref: Reference) -> dict:
@@ -75,12 +91,7 @@ def _golden_parity(session: Session, stage: Path, entry: dict, ref: Reference) -
 def _evaluation(session: Session, ref: Reference) -> dict:
     outs = np.concatenate([session.run_raw(ref.eval_inputs[i:i + 1])[0]
                            for i in range(len(ref.eval_inputs))])
-    metric = TASK_METRICS[ref.metric]
-    torch_value, art_value = metric(ref.eval_logits, ref.eval_targets), metric(outs, ref.eval_targets)
-    agree = float(np.mean(np.argmax(outs, -1) == np.argmax(ref.eval_logits, -1)))
-    return {"samples": int(len(outs)), "metric": ref.metric, "pytorch": torch_value,
-            "artifact": art_value, "drop_points": 100.0 * (torch_value - art_value),
-            "top1_agreement": agree}
+    return _score(outs, ref)
 
 
 def verify_runnable(stage: Path, manifest: dict, entry: dict, ref: Reference) -> None:
@@ -98,7 +109,20 @@ def verify_runnable(stage: Path, manifest: dict, entry: dict, ref: Reference) ->
     entry["verification"] = result
 
 
-def verify_structure(stage: Path, manifest: dict, entry: dict) -> None:
+def _estimated_evaluation(module, recipe: str, ref: Reference) -> dict | None:
+    """The task metric of the PyTorch model with its weights compressed as `recipe` does,
+    for artifacts this machine cannot run (Core ML)."""
+    from sdk_builder.emulate import emulate_weights
+
+    if ref.eval_inputs is None or module is None:
+        return None
+    logits = eager_logits(emulate_weights(module, recipe), ref.eval_inputs)
+    return {**_score(logits, ref), "estimated": True,
+            "how": "PyTorch with the weights compressed as the recipe does (Core ML prediction needs macOS)"}
+
+
+def verify_structure(stage: Path, manifest: dict, entry: dict, ref: Reference | None = None,
+                     module=None) -> None:
     """For artifacts this machine cannot run: check what can be checked without running."""
     import importlib
 
@@ -119,13 +143,18 @@ def verify_structure(stage: Path, manifest: dict, entry: dict) -> None:
         "status": "failed" if problems else "structure-only", "structure": structure,
         "reason": "; ".join(problems) or "cannot run here: needs an Apple OS; checked the "
                                          "file's inputs, outputs and delegates only"}
+    estimate = _estimated_evaluation(module, entry["recipe"], ref) if ref and not problems else None
+    if estimate:
+        entry["verification"]["evaluation"] = estimate
 
 
-def verify_artifact(stage: Path, manifest: dict, entry: dict, ref: Reference) -> None:
+def verify_artifact(stage: Path, manifest: dict, entry: dict, ref: Reference, module=None) -> None:
+    """Run the artifact here if this machine can; otherwise check its structure and
+    estimate its task metric in PyTorch."""
     if can_run(entry):
         verify_runnable(stage, manifest, entry, ref)
     else:
-        verify_structure(stage, manifest, entry)
+        verify_structure(stage, manifest, entry, ref, module)
 
 
 def reverify_bundle(bundle: Path, threads: int = 1) -> list[dict]:

@@ -23,11 +23,31 @@ def _macos_major() -> int:
         return 0
 
 
-def _load_spec(path: Path):
-    import coremltools as ct
+def check_package(path: Path) -> None:
+    """Refuse what is not an .mlpackage folder with a readable Manifest.json (or an .mlmodel
+    file) before coremltools sees it."""
+    import json
 
     if not path.exists():
         raise PocketError(f"Core ML model not found: {path}")
+    if path.suffix == ".mlmodel" and path.is_file():
+        return
+    if not path.is_dir():
+        raise PocketError(f"{path.name} is not a Core ML package (an .mlpackage is a folder); "
+                          "re-export it or check the download")
+    try:
+        items = json.loads((path / "Manifest.json").read_text(encoding="utf-8"))["itemInfoEntries"]
+        if not isinstance(items, dict) or not items:
+            raise ValueError("no items")
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise PocketError(f"{path.name} is not a readable Core ML package (Manifest.json missing "
+                          "or corrupt); re-export it") from None
+
+
+def _load_spec(path: Path):
+    import coremltools as ct
+
+    check_package(path)
     try:
         return ct.models.MLModel(str(path), skip_model_load=True).get_spec()
     except Exception as exc:
@@ -67,6 +87,7 @@ class Backend:
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         self.path = Path(path)
+        check_package(self.path)
         if _macos_major() < 14:
             raise UnsupportedError(
                 "Core ML prediction needs macOS 14+ with coremltools; on Linux use the "

@@ -82,6 +82,19 @@ def _vector(tab: Any, index: int) -> list:
     return [Table(tab.Bytes, tab.Indirect(start + 4 * i)) for i in range(n)]
 
 
+def check_header(path: Path) -> None:
+    """Refuse a file without the .pte flatbuffer identifier before the native loader sees it
+    (the loader then verifies the flatbuffer and the segment table itself)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise PocketError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(head) < 8 or head[4:6] != _PTE_IDENTIFIER:
+        raise PocketError(f"{path.name} is not an ExecuTorch .pte file (empty or bad header); "
+                          "re-export it or check the download")
+
+
 def _read_pte(path: Path) -> bytes:
     try:
         data = path.read_bytes()
@@ -105,6 +118,18 @@ def _missing_backends(path: Path) -> list[str]:
     return [b for b in needed if not registry.is_available(b)]
 
 
+def _missing_kernels(path: Path) -> list[str]:
+    """Non-delegated operators of the program that no registered kernel implements."""
+    from executorch.extension.pybindings import portable_lib
+
+    try:
+        needed = describe(path)["operators"]
+    except PocketError:
+        return []
+    registered = set(portable_lib._get_operator_names())
+    return [op for op in needed if op not in registered]
+
+
 class Backend:
     """A loaded .pte program's "forward" method."""
 
@@ -115,6 +140,7 @@ class Backend:
         self.path = Path(path)
         if not self.path.is_file():
             raise PocketError(f"ExecuTorch program not found: {self.path}")
+        check_header(self.path)
         if threads:
             set_threads(threads)
         try:
@@ -143,6 +169,10 @@ class Backend:
             return UnsupportedError(f"{self.path.name} needs ExecuTorch backend(s) "
                                     f"{', '.join(missing)} that this runtime lacks")
         _read_pte(self.path)  # raises a clearer error for a non-.pte file
+        kernels = _missing_kernels(self.path)
+        if kernels:
+            return UnsupportedError(f"{self.path.name} needs operator(s) {', '.join(kernels)} that "
+                                    "this ExecuTorch runtime has no kernel for")
         return PocketError(f"cannot load ExecuTorch program {self.path.name}: {one_line(exc)}; "
                            "the file may be corrupt or from an incompatible ExecuTorch version")
 

@@ -10,6 +10,22 @@ import numpy as np
 from runtime_py.errors import PocketError, one_line
 
 
+_TFLITE_IDENTIFIER = b"TFL3"    # flatbuffer file identifier, bytes 4..8
+
+
+def check_header(path: Path) -> None:
+    """Refuse a file that is not a TFLite flatbuffer before the native loader sees it
+    (the Interpreter then runs the flatbuffers verifier on the whole model)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise PocketError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(head) < 8 or head[4:8] != _TFLITE_IDENTIFIER:
+        raise PocketError(f"{path.name} is not a LiteRT .tflite file (empty or bad header); "
+                          "re-export it or check the download")
+
+
 class Backend:
     """A loaded .tflite model's default signature."""
 
@@ -19,6 +35,7 @@ class Backend:
         self.path = Path(path)
         if not self.path.is_file():
             raise PocketError(f"LiteRT model not found: {self.path}")
+        check_header(self.path)
         try:
             interp = Interpreter(model_path=str(self.path), num_threads=threads)
             interp.allocate_tensors()

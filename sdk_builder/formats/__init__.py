@@ -50,16 +50,21 @@ class ExportResult:
     path: Path
     details: dict = field(default_factory=dict)   # recipe numbers for the manifest
     delegation: dict | None = None                # {"delegated_share": float, "fallback_ops": [...]}
+    quantized_module: Any = None                  # torch module computing what the artifact does
+                                                  # (PT2E recipes), for the layer-wise report
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("executorch-xnnpack", ".pte", "xnnpack", "executorch", ("fp32", "int8-static"),
+    Format("executorch-xnnpack", ".pte", "xnnpack", "executorch",
+           ("fp32", "int8-dynamic", "int8-static", "int8-static-per-tensor", "int8da-w4g32"),
            "executorch_xnnpack", "ExecuTorch program delegated to XNNPACK", "Android, iOS, Linux, macOS",
            "ExecuTorch runtime: golden inputs + evaluation split"),
-    Format("litert", ".tflite", "litert", "litert", ("fp32", "int8-static"),
+    Format("litert", ".tflite", "litert", "litert",
+           ("fp32", "fp16", "int8-dynamic", "int8-static", "w8"),
            "litert", "LiteRT (TFLite) flatbuffer, float I/O", "Android, iOS, Linux, macOS",
            "LiteRT Interpreter: golden inputs + evaluation split"),
-    Format("coreml", ".mlpackage", "coreml", "coreml", ("fp16", "w8"),
+    Format("coreml", ".mlpackage", "coreml", "coreml",
+           ("fp16", "w8", "palettize-6bit", "palettize-4bit", "prune-50"),
            "coreml", "Core ML ML program (iOS 17)", "iOS 17+, macOS 14+",
            "structure only on Linux (Core ML prediction needs macOS)"),
     Format("executorch-coreml", ".pte", "coreml", "executorch", ("fp16",),
@@ -77,10 +82,24 @@ TARGETS["all"] = TARGETS["android"] + TARGETS["ios"]
 
 RECIPES: dict[str, str] = {
     "fp32": "float32 weights and activations",
-    "fp16": "float16 weights and compute",
+    "fp16": "float16 weights; Core ML also computes in float16, LiteRT dequantizes the "
+            "weights to float32 on CPU",
+    "int8-dynamic": "int8 per-channel symmetric weights, activations quantized to int8 at run "
+                    "time (no calibration); float inputs/outputs kept",
     "int8-static": "PT2E int8: per-channel symmetric weights, per-tensor activations "
                    "calibrated on the model's calibration data; float inputs/outputs kept",
+    "int8-static-per-tensor": "as int8-static but one weight scale per tensor (older NPUs/DSPs "
+                              "that lack per-channel int8)",
+    "int8da-w4g32": "nn.Linear layers with in_features divisible by 32: int4 weights in groups "
+                    "of 32, int8 dynamic activations (torchao); the rest float32",
     "w8": "int8 linear weight quantization (weights only), float compute",
+    "palettize-6bit": "Core ML: per-tensor k-means look-up table of 64 values per weight "
+                      "(data-free), fp16 compute",
+    "palettize-4bit": "Core ML: per-tensor k-means look-up table of 16 values per weight "
+                      "(data-free), fp16 compute",
+    "prune-50": "Core ML: 50% of each weight tensor's smallest-magnitude values zeroed, stored "
+                "sparse (data-free), fp16 compute. Core ML activation quantization (a8w8) is "
+                "not offered: its calibration needs Core ML prediction, i.e. macOS",
 }
 
 

@@ -1,11 +1,23 @@
-"""Core ML ML program (.mlpackage, iOS 17): recipes fp16 and w8.
+"""Core ML ML program (.mlpackage, iOS 17): recipes fp16, w8, palettize-6bit,
+palettize-4bit and prune-50.
 
 torch.export -> run_decompositions({}) -> coremltools.convert (mlprogram, iOS17, FLOAT16
-compute). w8 then quantizes weights linearly to int8 (per-channel symmetric) with
-coremltools.optimize.coreml.linear_quantize_weights; the weight_threshold is lowered so
-the small convolution kernels of phone-sized models are quantized as well.
+compute). The other recipes then compress the fp16 weights with coremltools.optimize.coreml
+(data-free, runs on Linux):
+  w8              linear_quantize_weights: int8 symmetric per-output-channel
+  palettize-Nbit  palettize_weights: per-tensor k-means look-up table of 2^N fp16 values
+  prune-50        prune_weights: the 50 % smallest-magnitude weights of each tensor zeroed
+                  (stored sparse: bit mask + non-zero values)
+Only weights with more than WEIGHT_THRESHOLD elements are compressed (coremltools'
+default 2048 skips most convolutions of phone-sized models). Compression applies to the
+weights as converted, i.e. with BatchNorm already folded into the convolutions.
+
+Not offered: activation quantization (linear_quantize_activations, a8w8) and
+calibrated/sensitivity-based compression (e.g. GPTQ-style, per-layer palette search)
+need Core ML predictions on calibration data, which only run on macOS.
 Core ML cannot predict on Linux: the builder checks the package structurally with
-runtime_py.backends.coreml.describe().
+runtime_py.backends.coreml.describe(); sdk_builder.emulate estimates accuracy in PyTorch
+with the same constants.
 """
 from __future__ import annotations
 
@@ -15,10 +27,17 @@ from typing import Any
 from sdk_builder.formats import ExportJob, ExportResult
 from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
 
-RECIPES = ("fp16", "w8")
+RECIPES = ("fp16", "w8", "palettize-6bit", "palettize-4bit", "prune-50")
 INPUT_NAME = "input"
 OUTPUT_PREFIX = "output"
-W8_WEIGHT_THRESHOLD = 64     # elements; coremltools' default 2048 skips most small convs
+# One place for each compression constant (sdk_builder.emulate imports them).
+WEIGHT_THRESHOLD = 64        # elements; weights with <= this many stay fp16
+W8_WEIGHT_THRESHOLD = WEIGHT_THRESHOLD
+PALETTE_BITS = {"palettize-6bit": 6, "palettize-4bit": 4}
+PALETTE_MODE = "kmeans"      # per-tensor 1-D k-means LUT
+PRUNE_SPARSITY = {"prune-50": 0.5}
+COMPRESSED_OPS = ("constexpr_affine_dequantize", "constexpr_blockwise_shift_scale",
+                  "constexpr_lut_to_dense", "constexpr_sparse_to_dense")
 
 
 def convert_fp16(module: Any, example: Any) -> Any:
@@ -61,26 +80,80 @@ def _weight_ops(mlmodel: Any) -> dict[str, list[str]]:
     return result
 
 
-def _quantize_w8(mlmodel: Any) -> tuple[Any, dict]:
+def _compress(mlmodel: Any, recipe: str) -> tuple[Any, dict]:
+    """Apply the data-free weight compression of `recipe` (not fp16); (model, details)."""
     import coremltools.optimize.coreml as cto
 
-    config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
-        mode="linear_symmetric", dtype="int8", granularity="per_channel",
-        weight_threshold=W8_WEIGHT_THRESHOLD))
-    quantized = cto.linear_quantize_weights(mlmodel, config=config)
-    ops = _weight_ops(quantized)
-    details = {
-        "quantization": "int8 linear symmetric per-channel weights (coremltools "
-                        "linear_quantize_weights), fp16 compute",
-        "weight_threshold": W8_WEIGHT_THRESHOLD,
-        "quantized_ops": ops["quantized"],
-        "float_weight_ops": ops["float"],   # weights with <= weight_threshold elements
-    }
-    return quantized, details
+    if recipe == "w8":
+        op_config = cto.OpLinearQuantizerConfig(
+            mode="linear_symmetric", dtype="int8", granularity="per_channel",
+            weight_threshold=WEIGHT_THRESHOLD)
+        compressed = cto.linear_quantize_weights(
+            mlmodel, config=cto.OptimizationConfig(global_config=op_config))
+        details = {"quantization": "int8 linear symmetric per-channel weights (coremltools "
+                                   "linear_quantize_weights), fp16 compute"}
+    elif recipe in PALETTE_BITS:
+        nbits = PALETTE_BITS[recipe]
+        op_config = cto.OpPalettizerConfig(nbits=nbits, mode=PALETTE_MODE,
+                                           granularity="per_tensor",
+                                           weight_threshold=WEIGHT_THRESHOLD)
+        compressed = cto.palettize_weights(
+            mlmodel, config=cto.OptimizationConfig(global_config=op_config))
+        details = {"quantization": f"{nbits}-bit palettization: per-tensor {PALETTE_MODE} "
+                                   f"look-up table of {2 ** nbits} fp16 values (coremltools "
+                                   "palettize_weights), fp16 compute",
+                   "palette_size": 2 ** nbits}
+    elif recipe in PRUNE_SPARSITY:
+        op_config = cto.OpMagnitudePrunerConfig(target_sparsity=PRUNE_SPARSITY[recipe],
+                                                weight_threshold=WEIGHT_THRESHOLD)
+        compressed = cto.prune_weights(
+            mlmodel, config=cto.OptimizationConfig(global_config=op_config))
+        details = {"quantization": f"magnitude pruning to {PRUNE_SPARSITY[recipe]:.0%} sparsity "
+                                   "per tensor (coremltools prune_weights), sparse fp16 "
+                                   "storage, fp16 compute",
+                   "target_sparsity": PRUNE_SPARSITY[recipe]}
+    else:  # pragma: no cover - guarded by check_recipe
+        raise ValueError(recipe)
+    ops = _weight_ops(compressed)
+    details.update({"weight_threshold": WEIGHT_THRESHOLD,
+                    "quantized_ops": ops["quantized"],
+                    "float_weight_ops": ops["float"],   # weights with <= threshold elements
+                    **_compression_numbers(compressed)})
+    return compressed, details
+
+
+def compressed_weights(mlmodel: Any) -> dict[str, Any]:
+    """{constexpr op name: dense float32 numpy weight} of a compressed ML program, decoded
+    by coremltools' own constexpr value inference (for checks and the emulation)."""
+    import numpy as np
+
+    weights = {}
+    for op in mlmodel._mil_program.functions["main"].operations:
+        if op.op_type in COMPRESSED_OPS:
+            weights[op.name] = np.asarray(op.materialized_val_inference(), dtype=np.float32)
+    return weights
+
+
+def _compression_numbers(mlmodel: Any) -> dict:
+    """Counts of compressed weight ops by kind, unique values (palettes) and sparsity."""
+    import numpy as np
+
+    counts: dict[str, int] = {}
+    for op in mlmodel._mil_program.functions["main"].operations:
+        if op.op_type in COMPRESSED_OPS:
+            counts[op.op_type] = counts.get(op.op_type, 0) + 1
+    weights = compressed_weights(mlmodel)
+    total = sum(w.size for w in weights.values())
+    zeros = sum(int(np.count_nonzero(w == 0)) for w in weights.values())
+    return {"compressed_weight_ops": counts,
+            "compressed_weights": int(total),
+            "max_unique_values_per_tensor": max((len(np.unique(w)) for w in weights.values()),
+                                                default=0),
+            "sparsity_of_compressed": round(zeros / total, 4) if total else 0.0}
 
 
 def export(job: ExportJob) -> ExportResult:
-    """Write job.out_path (.mlpackage folder) for recipe fp16 or w8."""
+    """Write job.out_path (.mlpackage folder) for one of RECIPES."""
     with quiet_toolchains():
         return _export(job)
 
@@ -95,8 +168,8 @@ def _export(job: ExportJob) -> ExportResult:
                      "compute_precision": "float16"}
     with torch.no_grad():
         mlmodel = convert_fp16(job.module, job.example)
-    if job.recipe == "w8":
-        mlmodel, qdetails = _quantize_w8(mlmodel)
+    if job.recipe != "fp16":
+        mlmodel, qdetails = _compress(mlmodel, job.recipe)
         details.update(qdetails)
     else:
         details["quantization"] = "none (float16 weights and compute)"

@@ -1,35 +1,96 @@
-"""ExecuTorch program (.pte) delegated to XNNPACK: recipes fp32 and int8-static.
+"""ExecuTorch program (.pte) delegated to XNNPACK.
 
-torch.export -> (PT2E int8 with XNNPACKQuantizer) -> to_edge_transform_and_lower with
-XnnpackPartitioner -> to_executorch -> .pte. The quantized graph keeps float inputs and
-outputs: quantize/dequantize nodes at the edges are lowered into the XNNPACK delegate.
+Recipes:
+  fp32                    float32
+  int8-dynamic            PT2E XNNPACKQuantizer, int8 per-channel weights, activations
+                          quantized at run time (per token/tensor) for conv and linear;
+                          depthwise convs and conv->ReLU stay float (no dynamic pattern)
+  int8-static             PT2E, int8 per-channel weights, calibrated per-tensor activations
+  int8-static-per-tensor  the same with per-tensor weights
+  int8da-w4g32            torchao Int8DynamicActivationIntxWeightConfig on nn.Linear only:
+                          int4 weights in groups of 32 along in_features, int8 dynamic
+                          activations (convolutions stay float32)
+
+torch.export -> (quantization) -> to_edge_transform_and_lower with XnnpackPartitioner ->
+to_executorch -> .pte. Quantized graphs keep float inputs and outputs: quantize/dequantize
+nodes at the edges are lowered into the XNNPACK delegate.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from runtime_py.errors import UsageError
 from sdk_builder.formats import ExportJob, ExportResult
 from sdk_builder.formats._common import (check_recipe, edge_delegation, prepare_out,
                                          quiet_toolchains, version)
 from sdk_builder.quantize import calibration_for, pt2e_quantize
 
-RECIPES = ("fp32", "int8-static")
+RECIPES = ("fp32", "int8-dynamic", "int8-static", "int8-static-per-tensor", "int8da-w4g32")
+W4_GROUP = 32      # int8da-w4g32: weights quantized in groups of 32 input features
 
 
-def _int8_static(job: ExportJob) -> tuple[Any, dict]:
+def _pt2e(job: ExportJob) -> tuple[Any, dict]:
+    """int8-dynamic, int8-static, int8-static-per-tensor via PT2E + XNNPACKQuantizer."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
 
+    dynamic = job.recipe == "int8-dynamic"
+    per_channel = job.recipe != "int8-static-per-tensor"
     quantizer = XNNPACKQuantizer().set_global(
-        get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+        get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic))
+    weights = "per-channel" if per_channel else "per-tensor"
+    if dynamic:
+        # Activation ranges are computed at run time; one forward pass records the weights.
+        quantized, _ = pt2e_quantize(job.module, job.example, quantizer, [job.example])
+        return quantized, {
+            "quantization": f"PT2E XNNPACKQuantizer: int8 {weights} symmetric weights, int8 "
+                            "activations quantized at run time (dynamic, asymmetric "
+                            "per-tensor/per-token) for linear and conv; depthwise convs and "
+                            "convs feeding a ReLU stay float32 (XNNPACKQuantizer has no dynamic "
+                            "pattern for them), as do other ops; float I/O",
+            "weight_granularity": weights, "activations": "dynamic int8"}
     quantized, samples = pt2e_quantize(job.module, job.example, quantizer, calibration_for(job))
-    details = {
-        "quantization": "PT2E XNNPACKQuantizer: int8 per-channel symmetric weights, int8 "
+    return quantized, {
+        "quantization": f"PT2E XNNPACKQuantizer: int8 {weights} symmetric weights, int8 "
                         "per-tensor static activations (histogram observer), float I/O",
-        "calibration_samples": samples,
-    }
-    return quantized, details
+        "weight_granularity": weights, "activations": "static int8 (calibrated)",
+        "calibration_samples": samples}
+
+
+def _w4_linear(layer: Any) -> bool:
+    import torch
+
+    return isinstance(layer, torch.nn.Linear) and layer.in_features % W4_GROUP == 0
+
+
+def _int8da_w4g32(job: ExportJob) -> tuple[Any, dict]:
+    """Linear layers with in_features % 32 == 0 -> int4 group-32 weights, int8 dynamic
+    activations (torchao quantize_ on a copy; the tensor subclass exports to the
+    dequantize_affine/choose_qparams pattern XNNPACK lowers to its qd8-f32-qb4w GEMM)."""
+    import copy
+
+    import torch
+    from torchao.quantization import Int8DynamicActivationIntxWeightConfig, PerGroup, quantize_
+
+    linears = [m for m in job.module.modules() if isinstance(m, torch.nn.Linear)]
+    chosen = [m for m in linears if _w4_linear(m)]
+    if not chosen:
+        raise UsageError(f"recipe 'int8da-w4g32' quantizes nn.Linear layers with in_features "
+                         f"divisible by {W4_GROUP}, and this model has none "
+                         f"({len(linears)} Linear layers); pick int8-dynamic or int8-static")
+    module = copy.deepcopy(job.module).eval()
+    quantize_(module, Int8DynamicActivationIntxWeightConfig(
+        weight_dtype=torch.int4, weight_granularity=PerGroup(W4_GROUP)),
+        filter_fn=lambda m, _fqn: _w4_linear(m))
+    return module, {
+        "quantization": f"torchao Int8DynamicActivationIntxWeightConfig: int4 symmetric "
+                        f"weights in groups of {W4_GROUP} on nn.Linear, int8 dynamic "
+                        "per-token activations; convolutions and other ops float32; float I/O",
+        "quantized_linear_layers": len(chosen),
+        "float_linear_layers": len(linears) - len(chosen),
+        "quantized_weights": int(sum(m.weight.numel() for m in chosen)),
+        "group_size": W4_GROUP}
 
 
 def _constant_fold_pass() -> Any:
@@ -73,13 +134,38 @@ def _avg_pool_without_padding(ep: Any) -> int:
     return changed
 
 
-def lower_to_pte(module: Any, example: Any, partitioners: list, out_path: Path) -> dict | None:
-    """Export `module`, lower with `partitioners`, write the .pte; return delegation info."""
+def weight_op_counts(graph_module: Any) -> dict:
+    """Convolutions/linears of an exported graph whose weight comes through a dequantize
+    node ("quantized") or directly ("float")."""
+    counts = {"quantized": 0, "float": 0}
+    for node in graph_module.graph.nodes:
+        name = str(node.target)
+        if node.op != "call_function" or not any(k in name for k in ("conv", "linear")) \
+                or len(node.args) < 2:
+            continue
+        weight = node.args[1]
+        while getattr(weight, "op", None) == "call_function" and "dequantize" not in \
+                str(weight.target) and weight.args and hasattr(weight.args[0], "op"):
+            weight = weight.args[0]   # through permutes/views/copies
+        quantized = getattr(weight, "op", None) == "call_function" and \
+            "dequantize" in str(weight.target)
+        counts["quantized" if quantized else "float"] += 1
+    return counts
+
+
+def lower_to_pte(module: Any, example: Any, partitioners: list, out_path: Path,
+                 details: dict | None = None) -> dict | None:
+    """Export `module`, lower with `partitioners`, write the .pte; return delegation info.
+    When `details` is given, the exported graph's quantized/float weight ops go into it."""
     import torch
     from executorch.exir import to_edge_transform_and_lower
     from executorch.exir.pass_manager import ExportedProgramPassManager
 
     ep = torch.export.export(module, (example,))
+    if details is not None:
+        counts = weight_op_counts(ep.graph_module)
+        details.update({"quantized_weight_ops": counts["quantized"],
+                        "float_weight_ops": counts["float"]})
     _avg_pool_without_padding(ep)
     edge = to_edge_transform_and_lower(ep, partitioner=partitioners)
     edge = edge.transform(ExportedProgramPassManager([_constant_fold_pass()]))
@@ -91,7 +177,7 @@ def lower_to_pte(module: Any, example: Any, partitioners: list, out_path: Path) 
 
 
 def export(job: ExportJob) -> ExportResult:
-    """Write job.out_path (.pte) for recipe fp32 or int8-static."""
+    """Write job.out_path (.pte) for one of RECIPES."""
     with quiet_toolchains():
         return _export(job)
 
@@ -106,10 +192,13 @@ def _export(job: ExportJob) -> ExportResult:
                      "torch": version("torch")}
     module = job.module.eval()
     with torch.no_grad():
-        if job.recipe == "int8-static":
-            module, qdetails = _int8_static(job)
+        if job.recipe == "int8da-w4g32":
+            module, qdetails = _int8da_w4g32(job)
+            details.update(qdetails)
+        elif job.recipe != "fp32":
+            module, qdetails = _pt2e(job)
             details.update(qdetails)
         else:
             details["quantization"] = "none (float32)"
-        delegation = lower_to_pte(module, job.example, [XnnpackPartitioner()], out)
+        delegation = lower_to_pte(module, job.example, [XnnpackPartitioner()], out, details)
     return ExportResult(path=out, details=details, delegation=delegation)

@@ -1,6 +1,14 @@
-"""LiteRT (TFLite) flatbuffer with float32 inputs/outputs: recipes fp32 and int8-static.
+"""LiteRT (TFLite) flatbuffer with float32 inputs/outputs: recipes fp32, fp16,
+int8-dynamic, int8-static and w8.
 
 fp32: litert_torch.convert(module, (example,)).export(path).
+fp16, int8-dynamic, w8: the fp32 flatbuffer post-processed by ai-edge-quantizer (data-free):
+  fp16          weight-only FLOAT_CASTING to float16 (DEQUANTIZE to float32, float compute)
+  int8-dynamic  recipe.dynamic_wi8_afp32(): int8 per-channel weights, activations quantized
+                at run time by the hybrid kernels
+  w8            recipe.weight_only_wi8_afp32(): int8 per-channel weights, DEQUANTIZE to
+                float32, float compute
+  All keep float32 model inputs/outputs (the quantizer only touches weight tensors).
 int8-static: PT2E with litert_torch's PT2EQuantizer (per-channel symmetric int8 weights,
 static per-tensor int8 activations), calibrated, converted with fold_quantize=False (the
 LiteRT converter turns the q/dq pairs into int8 kernels itself), then converted with
@@ -29,7 +37,8 @@ from sdk_builder.formats import ExportJob, ExportResult
 from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
 from sdk_builder.quantize import calibration_for, pt2e_quantize
 
-RECIPES = ("fp32", "int8-static")
+RECIPES = ("fp32", "fp16", "int8-dynamic", "int8-static", "w8")
+AEQ_RECIPES = ("fp16", "int8-dynamic", "w8")     # post-processed with ai-edge-quantizer
 
 
 @contextlib.contextmanager
@@ -67,8 +76,58 @@ def tflite_io(path: Path) -> dict:
             "ops": sorted({o["op_name"] for o in interp._get_ops_details()})}
 
 
+def tflite_counts(path: Path) -> dict:
+    """Op counts and constant-tensor counts by dtype of a .tflite (LiteRT Interpreter)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    ops: dict[str, int] = {}
+    for op in interp._get_ops_details():
+        ops[op["op_name"]] = ops.get(op["op_name"], 0) + 1
+    dtypes: dict[str, int] = {}
+    for t in interp.get_tensor_details():
+        name = t["dtype"].__name__
+        dtypes[name] = dtypes.get(name, 0) + 1
+    return {"op_counts": dict(sorted(ops.items())), "tensor_dtypes": dict(sorted(dtypes.items()))}
+
+
+def _aeq_recipe(recipe: str) -> tuple[Any, str]:
+    """(ai-edge-quantizer recipe, description) for a post-processing recipe."""
+    from ai_edge_quantizer import recipe as aeq_recipe
+    from ai_edge_quantizer import recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    if recipe == "fp16":
+        manager = recipe_manager.RecipeManager()
+        manager.add_weight_only_config(regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED,
+                                       num_bits=16, algorithm_key=AlgorithmName.FLOAT_CASTING)
+        return manager.get_quantization_recipe(), (
+            "ai-edge-quantizer weight-only FLOAT_CASTING: float16 weights, DEQUANTIZE to "
+            "float32, float32 compute (GPU delegates may run fp16); float32 I/O")
+    if recipe == "int8-dynamic":
+        return aeq_recipe.dynamic_wi8_afp32(), (
+            "ai-edge-quantizer dynamic_wi8_afp32: int8 per-channel symmetric weights, "
+            "activations quantized to int8 at run time (hybrid kernels); float32 I/O")
+    return aeq_recipe.weight_only_wi8_afp32(), (
+        "ai-edge-quantizer weight_only_wi8_afp32: int8 per-channel symmetric weights, "
+        "DEQUANTIZE to float32, float32 compute; float32 I/O")
+
+
+def _post_quantize(float_path: Path, recipe: str, out: Path) -> dict:
+    """Quantize the fp32 flatbuffer at `float_path` into `out`; details."""
+    from ai_edge_quantizer import quantizer
+
+    aeq, text = _aeq_recipe(recipe)
+    q = quantizer.Quantizer(str(float_path), aeq)
+    result = q.quantize(enable_progress_report=False)
+    result.export_model(str(out), overwrite=True)
+    return {"quantization": text, "quantizer": f"ai-edge-quantizer {version('ai-edge-quantizer')}",
+            "fp32_size_bytes": float_path.stat().st_size}
+
+
 def export(job: ExportJob) -> ExportResult:
-    """Write job.out_path (.tflite) for recipe fp32 or int8-static."""
+    """Write job.out_path (.tflite) for one of RECIPES."""
     with quiet_toolchains():
         return _export(job)
 
@@ -102,11 +161,22 @@ def _export(job: ExportJob) -> ExportResult:
         else:
             model = litert_torch.convert(module, (job.example,))
             details["quantization"] = "none (float32)"
-    model.export(str(out))
+    if job.recipe in AEQ_RECIPES:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            float_path = Path(tmp) / "fp32.tflite"
+            model.export(str(float_path))
+            details.update(_post_quantize(float_path, job.recipe, out))
+    else:
+        model.export(str(out))
     io = tflite_io(out)
     bad = [t for t in io["inputs"] + io["outputs"] if t["dtype"] != "float32"]
     if bad:
         raise PocketError(f"LiteRT conversion produced non-float32 I/O ({bad[0]['name']}: "
                           f"{bad[0]['dtype']}); report this model to the Pocket Vision team")
-    details.update({"inputs": io["inputs"], "outputs": io["outputs"], "tflite_ops": io["ops"]})
-    return ExportResult(path=out, details=details, delegation=None)
+    details.update({"inputs": io["inputs"], "outputs": io["outputs"], "tflite_ops": io["ops"],
+                    **tflite_counts(out)})
+    from runtime_py.delegation import litert_delegation   # which ops XNNPACK takes at run time
+
+    return ExportResult(path=out, details=details, delegation=litert_delegation(out))

@@ -128,6 +128,7 @@ def test_verify_fails_in_one_line_on_a_modified_artifact(android, tmp_path):
 
 def test_failed_build_keeps_the_previous_bundle(android, tmp_path, monkeypatch):
     import sdk_builder.build as build_mod
+    from models.registry import get
 
     out = tmp_path / "dist"
     shutil.copytree(android, out / android.name)
@@ -143,7 +144,7 @@ def test_failed_build_keeps_the_previous_bundle(android, tmp_path, monkeypatch):
 
     monkeypatch.setattr(build_mod, "_export", flaky_export)
     with pytest.raises(build_mod.ExportError, match="simulated"):
-        build_mod.build(build_mod.BuildRequest("skipnet_m", "android", ["fp32"], None, out))
+        build_mod.build(build_mod.BuildRequest(get("skipnet_m"), "android", ["fp32"], None, out))
     assert (out / android.name / "manifest.json").read_bytes() == before
     assert not list(out.glob(".skipnet_m-android.partial-*"))
     assert (out / "skipnet_m-android.failed.log").is_file()

@@ -29,13 +29,17 @@ def test_android_plan():
 
 def test_recipe_narrows_the_plan():
     assert [(f.name, r) for f, r in plan_target("all", ["fp16"])] == \
-        [("coreml", "fp16"), ("executorch-coreml", "fp16")]
+        [("litert", "fp16"), ("coreml", "fp16"), ("executorch-coreml", "fp16")]
+    assert [(f.name, r) for f, r in plan_target("android", ["int8da-w4g32"])] == \
+        [("executorch-xnnpack", "int8da-w4g32")]
 
 
 def test_unknown_target_and_recipe_suggest_the_closest():
     with pytest.raises(UsageError, match="did you mean 'android'"):
         plan_target("andriod")
-    with pytest.raises(UsageError, match="did you mean 'int8-static'.*accept: fp32, int8-static"):
+    with pytest.raises(UsageError, match="did you mean 'int8-static'.*accept: fp16, fp32, "
+                                         "int8-dynamic, int8-static, int8-static-per-tensor, "
+                                         "int8da-w4g32, w8$"):
         plan_target("android", ["int8-statc"])
 
 

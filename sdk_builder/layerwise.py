@@ -1,0 +1,75 @@
+"""Where quantization breaks: per-layer SNR of a quantized graph against the float one.
+
+Both graphs come from torch.export of the same module; nodes are matched by the module
+they came from (nn_module_stack), the op and their order within that module, since node
+names differ between captures.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sdk_builder.metrics import parity
+
+# Compared at activations, adds, muls, pools and linear layers; not at convolutions, whose
+# outputs differ in meaning because PT2E folds BatchNorm into them.
+LAYER_OPS = ("linear", "addmm", "add", "mul", "hardswish", "hardsigmoid", "relu", "sigmoid",
+             "mean", "avg_pool", "max_pool", "cat", "upsample", "interpolate")
+
+
+def _layer_keys(graph_module: Any) -> dict[str, str]:
+    """node name -> '<module path>/<op>#<n>' for the layer ops of a graph."""
+    keys, seen = {}, {}
+    for node in graph_module.graph.nodes:
+        op = str(node.target).split(".")[-2] if node.op == "call_function" else ""
+        if not any(k in op for k in LAYER_OPS):
+            continue
+        stack = node.meta.get("nn_module_stack") or {}
+        path = list(stack.values())[-1][0] if stack else ""
+        base = f"{path or '(top)'}/{op}"
+        seen[base] = seen.get(base, 0) + 1
+        keys[node.name] = f"{base}#{seen[base]}"
+    return keys
+
+
+def _node_outputs(graph_module: Any, x: Any) -> dict[str, np.ndarray]:
+    """Layer key -> output of that layer for input x."""
+    import torch
+
+    keys = _layer_keys(graph_module)
+    outputs: dict[str, np.ndarray] = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, node):
+            result = super().run_node(node)
+            if node.name in keys and isinstance(result, torch.Tensor) and result.is_floating_point():
+                outputs[keys[node.name]] = result.detach().numpy().copy()
+            return result
+
+    with torch.no_grad():
+        Recorder(graph_module).run(x)
+    return outputs
+
+
+def _float_graph(module: Any, example: Any) -> Any:
+    import torch
+
+    return torch.export.export(module, (example,)).module()
+
+
+def worst_layers(module: Any, quantized: Any, inputs: list[np.ndarray], top: int = 5) -> list[dict]:
+    """The `top` layers whose quantized outputs have the lowest SNR (dB), in graph order ties."""
+    import torch
+
+    float_graph = _float_graph(module, torch.from_numpy(inputs[0]))
+    snrs: dict[str, list[float]] = {}
+    for x in inputs:
+        xt = torch.from_numpy(x)
+        ref, got = _node_outputs(float_graph, xt), _node_outputs(quantized, xt)
+        for key, out in got.items():
+            if key in ref and out.shape == ref[key].shape:
+                snrs.setdefault(key, []).append(parity(ref[key], out)["snr_db"])
+    order = [k for k in _layer_keys(float_graph).values() if k in snrs]
+    ranked = sorted(order, key=lambda k: float(np.mean(snrs[k])))
+    return [{"layer": n, "snr_db": round(float(np.mean(snrs[n])), 2)} for n in ranked[:top]]

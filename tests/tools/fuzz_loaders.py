@@ -1,0 +1,100 @@
+"""Feed mutated artifact bytes to each runtime loader and count crashes.
+
+    python tests/tools/fuzz_loaders.py BUNDLE_OR_ARTIFACTS... [--cases 300] [--seed 0]
+
+Each seed artifact (.pte / .tflite) is mutated (bit flips anywhere or in the header region,
+byte runs overwritten, truncation, random bytes behind a valid file identifier) and loaded
+with runtime_py (check_integrity=False) and, when it loads, run once on zeros. Workers are
+subprocesses: a native crash (signal) is recorded against the case that caused it, and the
+worker is restarted on the next case. Outcome per case: "error" (clean PocketError),
+"ran" (the runtime accepted it: only the sha256 check can catch such corruption),
+"other" (a non-PocketError Python exception: a bug) or "crash" (the process died).
+Prints a JSON summary; exit status 1 if any case was "other" or "crash".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.tools.probe import probe  # noqa: E402
+
+SUFFIXES = (".pte", ".tflite")
+def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
+    """One mutation of an artifact's bytes: (kind, new bytes)."""
+    kind = rng.choice(["flip", "flip-head", "run", "truncate", "random-body", "shuffle-block"])
+    b = bytearray(data)
+    if kind == "flip":
+        for _ in range(rng.randint(1, 64)):
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+    elif kind == "flip-head":
+        for _ in range(rng.randint(1, 16)):
+            i = rng.randrange(min(len(b), 65536))
+            b[i] ^= 1 << rng.randrange(8)
+    elif kind == "run":
+        start = rng.randrange(len(b))
+        b[start:start + rng.randint(1, 256)] = bytes([rng.choice([0, 0xFF, rng.randrange(256)])]) * rng.randint(1, 256)
+    elif kind == "truncate":
+        b = b[:rng.randrange(len(b))]
+    elif kind == "random-body":
+        b = b[:8] + bytearray(rng.randbytes(rng.randint(0, 4096)))
+    else:
+        i, j = rng.randrange(len(b)), rng.randrange(len(b))
+        n = rng.randint(4, 512)
+        b[i:i + n], b[j:j + n] = b[j:j + n], b[i:i + n]
+    return kind, bytes(b)
+
+
+def seeds(args: list[str]) -> list[Path]:
+    found = []
+    for a in map(Path, args):
+        found += sorted(p for p in a.iterdir() if p.suffix in SUFFIXES) if a.is_dir() else [a]
+    return found
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("inputs", nargs="+", help="bundle folders or .pte/.tflite files")
+    ap.add_argument("--cases", type=int, default=300, help="mutations per seed artifact")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", type=Path, help="copy crashing inputs here")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    summary = {}
+    start = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed_path in seeds(args.inputs):
+            data = seed_path.read_bytes()
+            paths, kinds = [], []
+            for n in range(args.cases):
+                kind, blob = mutate(data, rng)
+                p = Path(tmp) / f"case{n}{seed_path.suffix}"
+                p.write_bytes(blob)
+                paths.append(p)
+                kinds.append(kind)
+            outcomes = [o if o in ("ran", "error") else f"{o}:{m}" for o, m in probe([(p, False) for p in paths])]
+            counts = Counter(o.split(":")[0] for o in outcomes)
+            bad = [{"kind": k, "outcome": o} for k, o in zip(kinds, outcomes)
+                   if o.startswith(("crash", "other"))]
+            if args.keep and bad:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                for p, o in zip(paths, outcomes):
+                    if o.startswith(("crash", "other")):
+                        (args.keep / f"{seed_path.stem}.{p.name}").write_bytes(p.read_bytes())
+            summary[seed_path.name] = {"cases": len(outcomes), **counts, "findings": bad[:20],
+                                       "by_kind": dict(Counter(kinds))}
+    summary["seconds"] = round(time.time() - start, 1)
+    print(json.dumps(summary, indent=2))
+    return 1 if any(isinstance(v, dict) and (v.get("crash") or v.get("other")) for v in summary.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

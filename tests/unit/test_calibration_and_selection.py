@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from runtime_py.errors import UsageError
+from sdk_builder import calibration, select
+
+pytestmark = pytest.mark.unit
+
+SPEC = {"shape": [1, 3, 8, 8], "layout": "NCHW", "color": "RGB", "range": [0.0, 1.0],
+        "mean": [0.5] * 3, "std": [0.5] * 3, "normalize_in_graph": False}
+
+
+def test_missing_and_empty_calibration_folders_are_refused(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        calibration.from_folder(tmp_path / "nope", SPEC, None)
+    (tmp_path / "notes.txt").write_text("no images here")
+    with pytest.raises(UsageError, match="holds no images"):
+        calibration.from_folder(tmp_path, SPEC, None)
+
+
+def test_folder_images_are_preprocessed_by_the_manifest_rules_and_capped(tmp_path):
+    for i in range(5):
+        Image.new("RGB", (20, 10), (255, 255, 255)).save(tmp_path / f"{i}.png")
+    tensors = calibration.from_folder(tmp_path, SPEC, 3)()
+    assert len(tensors) == 3 and tuple(tensors[0].shape) == (1, 3, 8, 8)
+    np.testing.assert_allclose(tensors[0].numpy(), 1.0)   # (1 - 0.5) / 0.5
+
+
+def test_noise_calibration_is_seeded():
+    a, b = calibration.from_noise((1, 3, 4, 4), 2)(), calibration.from_noise((1, 3, 4, 4), 2)()
+    assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a, b))
+
+
+def _entry(fmt, recipe, size, drop):
+    evaluation = None if drop is None else {"drop_points": drop}
+    return {"file": f"m.{fmt}.{recipe}", "format": fmt, "recipe": recipe, "size_bytes": size,
+            "verification": {"evaluation": evaluation} if evaluation else {}}
+
+
+def test_selection_keeps_the_smallest_within_budget():
+    group = [_entry("litert", "fp32", 100, 0.0), _entry("litert", "int8-static", 30, 0.4),
+             _entry("litert", "w8", 20, 1.6)]
+    keep, why = select._choose(group, 1.0)
+    assert keep["recipe"] == "int8-static"
+    assert "exceeds" in why["m.litert.w8"] and "larger than" in why["m.litert.fp32"]
+
+
+def test_selection_without_metric_keeps_the_formats_default():
+    group = [_entry("litert", "int8-static", 30, None), _entry("litert", "fp32", 100, None)]
+    keep, why = select._choose(group, 1.0)
+    assert keep["recipe"] == "fp32" and "cannot be checked" in why["m.litert.fp32"]
+
+
+def test_budget_tries_every_recipe_of_the_targets_formats():
+    plan = select.candidates("android", [], exhaustive=True)
+    formats = {f.name for f, _ in plan}
+    assert formats == {"executorch-xnnpack", "litert"}
+    assert all(r in f.recipes for f, r in plan) and len(plan) > 4
