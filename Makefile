@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.pocketvision-installed
 
-.PHONY: build test test-fast clean
+.PHONY: build test test-fast fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,5 +20,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "unit or golden"
 
+# Longer campaigns: hypothesis at 3000 examples per property, then mutated artifact bytes fed
+# to each runtime loader in subprocesses (crashes counted). FUZZ_CASES mutations per artifact.
+FUZZ_CASES ?= 400
+FUZZ_DIR   ?= .fuzz
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider --hypothesis-show-statistics tests/reliability/test_fuzz.py
+	@test -f $(FUZZ_DIR)/toy-desktop/manifest.json || $(BIN)/python tests/tools/make_toy_bundle.py $(FUZZ_DIR)/toy-desktop > $(FUZZ_DIR).log 2>&1
+	$(BIN)/python tests/tools/fuzz_loaders.py $(FUZZ_DIR)/toy-desktop $(wildcard dist/*-android) --cases $(FUZZ_CASES) --keep $(FUZZ_DIR)/crashes
+
 clean:
-	rm -rf dist .pytest_cache
+	rm -rf dist .pytest_cache .fuzz .fuzz.log .hypothesis

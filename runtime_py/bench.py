@@ -3,8 +3,9 @@
 The same protocol the phone apps follow:
   1. each candidate is loaded (timed), runs once (first inference, timed) and is warmed up
      (not timed), one after another;
-  2. then the timed iterations run round-robin: iteration i calls every candidate once,
-     starting at candidate i mod n, so drift (thermal, other processes) hits all equally;
+  2. then the timed iterations run round-robin: each iteration calls every candidate once,
+     in a freshly shuffled (seeded) order, so drift (thermal, other processes) and the
+     cache damage a heavy neighbour leaves behind hit all candidates equally;
   3. statistics per candidate: mean, p50/p90/p99, trimmed mean (middle 80%), throughput.
 
 Never imports sdk_builder or models. Result records follow schemas/bench.schema.json.
@@ -127,21 +128,35 @@ def prepare(name: str, load: Callable[[], Callable[[], Any]], warmup: int,
 
 
 def run_interleaved(candidates: Sequence[Candidate], iters: int, block: int = 1,
+                    order: str = "shuffle", seed: int = 0,
                     clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
-    """Seconds per call for each candidate: `iters` calls each, taken round-robin in turns of
-    `block` consecutive calls, with a rotating start so no candidate always runs first (or
-    right after the same other one). block=1 is strict one-call interleaving; a larger block
-    keeps a candidate's caches warm within its turn (steady-state, as in a camera loop)
-    while drift still hits all candidates alike."""
+    """Seconds per call for each candidate: `iters` calls each, taken in rounds where every
+    candidate gets one turn of `block` consecutive calls.
+
+    order="shuffle" (default) draws each round's order from a seeded RNG, so no candidate
+    always follows the same other one: a heavy neighbour (PyTorch eager touches far more
+    memory) then slows everybody's next call equally instead of always the same victim's.
+    order="rotate" keeps one cyclic order and rotates its start. block=1 is strict one-call
+    interleaving; a larger block keeps a candidate's caches warm within its turn
+    (steady state, as in a camera loop) while drift still hits all candidates alike."""
+    import random
+
     if iters < 1 or block < 1:
         raise ValueError("iters and block must be at least 1")
+    if order not in ("shuffle", "rotate"):
+        raise ValueError(f"order must be 'shuffle' or 'rotate', not {order!r}")
+    rng = random.Random(seed)
     times: dict[str, list[float]] = {c.name: [] for c in candidates}
     n = len(candidates)
     rounds = -(-iters // block)
     for i in range(rounds):
         calls = min(block, iters - i * block)
-        for j in range(n):
-            c = candidates[(i + j) % n]
+        if order == "shuffle":
+            turn = list(candidates)
+            rng.shuffle(turn)
+        else:
+            turn = [candidates[(i + j) % n] for j in range(n)]
+        for c in turn:
             record = times[c.name].append
             for _ in range(calls):
                 t0 = clock()
@@ -214,7 +229,7 @@ def session_overhead(session: Any, example: np.ndarray, iters: int, warmup: int 
 
 
 # ---------------------------------------------------------------- roofline
-def gemm_peak_gflops(threads: int, size: int = 1024, repeats: int = 5) -> dict:
+def gemm_peak_gflops(threads: int, size: int = 1024, repeats: int = 10) -> dict:
     """This machine's fp32 GEMM rate with `threads` threads (torch.matmul, best of `repeats`):
     {"gflops", "size", "threads", "seconds"}."""
     import torch

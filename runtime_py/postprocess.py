@@ -16,13 +16,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def classify(outputs: list[np.ndarray], params: dict, labels: list[str] | None) -> dict:
     """Top-k labels with scores for a [1, classes] output."""
-    scores = outputs[0].reshape(-1).astype(np.float64)
+    scores = outputs[0].reshape(-1)
     if params.get("softmax", True):
-        scores = softmax(scores)
+        exp = np.exp(scores - scores.max())
+        scores = exp / exp.sum()
     k = min(int(params.get("top_k", 5)), scores.size)
-    order = np.argsort(-scores, kind="stable")[:k]
+    order = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
+    order = order[np.argsort(-scores[order], kind="stable")].tolist()
+    values = scores[order].tolist()
     names = labels or [str(i) for i in range(scores.size)]
-    top = [{"index": int(i), "label": names[i], "score": float(scores[i])} for i in order]
+    top = [{"index": i, "label": names[i], "score": v} for i, v in zip(order, values)]
     return {"label": top[0]["label"], "score": top[0]["score"], "top_k": top}
 
 

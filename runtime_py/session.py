@@ -115,24 +115,34 @@ def _default_entry(manifest: dict) -> dict:
 
 
 def load(path: str | Path, artifact: str | None = None, *, threads: int | None = None,
-         check_integrity: bool = True) -> Session:
-    """A Session on a bundle folder (default: its first runnable artifact) or one artifact."""
+         check_integrity: bool = True, probe: bool | None = None) -> Session:
+    """A Session on a bundle folder (default: its first runnable artifact) or one artifact.
+
+    probe: first load and run the artifact once in a child process, so a corrupt file that
+    crashes the native runtime (seen in fuzzing: aborts and segfaults on rare damage that
+    passes the runtimes' own checks) raises IntegrityError instead of killing this process.
+    Default (None): probe exactly when the bytes were not checked against a manifest's
+    sha256 (a bare artifact, or check_integrity=False); once per file per process.
+    """
     path = Path(path)
     if not path.exists():
         raise PocketError(f"{path} does not exist")
     if path.suffix in RUNTIME_BY_SUFFIX:
-        return _load_single(path, threads, check_integrity)
+        return _load_single(path, threads, check_integrity, probe)
     if not path.is_dir():
         raise UsageError(f"{path} is neither a bundle folder nor a .pte/.tflite/.mlpackage artifact")
     manifest = mf.read(path)
     if check_integrity:
         check_artifacts(path, manifest)
     entry = mf.find_artifact(manifest, artifact) if artifact else _default_entry(manifest)
-    return Session(mf.resolve(path, entry["file"]), bundle=path, manifest=manifest,
-                   entry=entry, threads=threads)
+    target = mf.resolve(path, entry["file"])
+    if probe or (probe is None and not check_integrity):
+        probe_artifact(target, entry["runtime"])
+    return Session(target, bundle=path, manifest=manifest, entry=entry, threads=threads)
 
 
-def _load_single(path: Path, threads: int | None, check_integrity: bool) -> Session:
+def _load_single(path: Path, threads: int | None, check_integrity: bool,
+                 probe: bool | None) -> Session:
     """An artifact file; uses its bundle's manifest when it sits in one that lists it."""
     bundle = path.parent
     if (bundle / mf.MANIFEST_NAME).is_file():
@@ -141,5 +151,56 @@ def _load_single(path: Path, threads: int | None, check_integrity: bool) -> Sess
         if entries:
             if check_integrity:
                 check_artifacts(bundle, manifest, entries)
+            if probe or (probe is None and not check_integrity):
+                probe_artifact(path, entries[0]["runtime"])
             return Session(path, bundle=bundle, manifest=manifest, entry=entries[0], threads=threads)
+    if probe or probe is None:
+        probe_artifact(path, RUNTIME_BY_SUFFIX[path.suffix])
     return Session(path, threads=threads)
+
+
+_PROBED: set[tuple] = set()
+_PROBE_LOCK = threading.Lock()
+_PROBE_CODE = """
+import os, sys
+os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+from pathlib import Path
+import numpy as np
+from runtime_py.backends import open_backend
+backend = open_backend(sys.argv[1], Path(sys.argv[2]))
+backend.run([np.zeros(s, np.float32) for s in getattr(backend, "input_shapes", [])])
+"""
+
+
+def probe_artifact(path: Path, runtime: str) -> None:
+    """Load + run `path` once in a child process; IntegrityError if the runtime crashed.
+    A clean error in the child is left for the in-process load to raise."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    if runtime == "coreml":     # structure-checked; prediction only on Apple OSes
+        return
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _PROBE_LOCK:
+        if key in _PROBED:
+            return
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE_CODE, runtime, str(path)], env=env,
+                              capture_output=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        raise IntegrityError(f"{path.name} hung the {runtime} runtime in a probe process; the file "
+                             "is corrupt: rebuild or re-download it") from None
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        raise IntegrityError(f"{path.name} crashed the {runtime} runtime ({name}) in a probe process; "
+                             "the file is corrupt: rebuild or re-download it")
+    with _PROBE_LOCK:
+        _PROBED.add(key)

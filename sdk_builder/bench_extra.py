@@ -65,7 +65,7 @@ def roofline(result: dict, macs: int) -> dict:
                          "peak_share": achieved / peaks[str(n)]["gflops"]})
     return {"flops_per_inference": 2 * macs, "peaks": peaks, "rows": rows,
             "note": "achieved = 2 x MACs / trimmed-mean latency; peak = torch.matmul fp32 "
-                    "1024x1024 with the same thread count (best of 5)"}
+                    "1024x1024 with the same thread count (best of 10)"}
 
 
 def _f(v: Any, fmt: str) -> str:

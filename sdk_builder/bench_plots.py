@@ -93,7 +93,7 @@ def _tradeoff(result: dict, path: Path) -> Path | None:
         lat = ref["latency"]["trimmed_mean_ms"]
         if lat <= top:
             axes[1].axvline(lat, color=_REF_COLOR, ls="--", lw=1)
-            axes[1].text(lat, -0.45, ref["name"], fontsize=7, ha="center", va="bottom", color="#555555")
+            axes[1].text(lat, -0.45, ref["name"] + " ", fontsize=7, ha="right", va="bottom", color="#555555")
     if refs:
         axes[1].set_xlabel(panels[1][0] + "\n" + ", ".join(
             f"{r['name']} {r['latency']['trimmed_mean_ms']:.2f} ms" for r in refs), fontsize=8)

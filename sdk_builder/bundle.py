@@ -20,6 +20,9 @@ import numpy as np
 from runtime_py.errors import PocketError
 
 
+MIN_FREE_BYTES = 64 * 2**20   # refuse to start a build with less free space in the output folder
+
+
 class BundleError(PocketError):
     """The output folder cannot take the bundle."""
 
@@ -31,6 +34,17 @@ def _prepare_out_dir(out_dir: Path) -> None:
         raise BundleError(f"cannot create output folder {out_dir}: {exc.strerror}; choose another with -o") from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise BundleError(f"output folder {out_dir} is not writable; choose another with -o")
+    try:
+        probe = tempfile.TemporaryFile(dir=out_dir)   # root passes os.access; a read-only FS does not
+    except OSError as exc:
+        raise BundleError(f"output folder {out_dir} is not writable ({exc.strerror}); "
+                          "choose another with -o") from None
+    probe.close()
+    free = shutil.disk_usage(out_dir).free
+    if free < MIN_FREE_BYTES:
+        # Checked up front: the LiteRT converter exit()s the whole process on a write error.
+        raise BundleError(f"only {free / 2**20:.1f} MiB free in {out_dir}; a build needs at least "
+                          f"{MIN_FREE_BYTES // 2**20} MiB: free some space or choose another -o")
 
 
 @contextmanager

@@ -47,8 +47,11 @@ def capture_native_output(log_path: Path) -> Iterator[Path]:
         try:
             yield log_path
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):   # e.g. the log's disk is full: still restore fds
+                    pass
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])

@@ -100,8 +100,8 @@ def pt2e_quantize(module: Any, example: Any, quantizer: Any,
             prepared(batch)
             samples += int(batch.shape[0])
     if samples == 0:
-        raise UsageError("int8-static needs calibration data but the calibration set is empty; "
-                         "give the model a calibration function or pick a float recipe")
+        raise UsageError("static int8 recipes need calibration data but the calibration set is "
+                         "empty; give the model a calibration function or pick a float recipe")
     quantized = convert_pt2e(prepared, fold_quantize=fold_quantize)
     return quantized, samples
 

@@ -187,4 +187,9 @@ class Backend:
                 raise PocketError(f"{self.path.name} expects float32 {list(shape)}, got "
                                   f"{x.dtype} {list(x.shape)}")
             tensors.append(self._from_numpy(np.ascontiguousarray(x)))
-        return [t.numpy() for t in self._call(tensors)]
+        try:
+            outputs = self._call(tensors)
+        except RuntimeError as exc:
+            raise PocketError(f"ExecuTorch failed running {self.path.name}: {one_line(exc)}; "
+                              "the file may be corrupt: check it with `pocket verify`") from None
+        return [t.numpy() for t in outputs]

@@ -111,7 +111,9 @@ def _compress(mlmodel: Any, recipe: str) -> tuple[Any, dict]:
         details = {"quantization": f"magnitude pruning to {PRUNE_SPARSITY[recipe]:.0%} sparsity "
                                    "per tensor (coremltools prune_weights), sparse fp16 "
                                    "storage, fp16 compute",
-                   "target_sparsity": PRUNE_SPARSITY[recipe]}
+                   "target_sparsity": PRUNE_SPARSITY[recipe],
+                   "warning": "data-free pruning without sparse fine-tuning can destroy "
+                              "accuracy; check the estimated evaluation"}
     else:  # pragma: no cover - guarded by check_recipe
         raise ValueError(recipe)
     ops = _weight_ops(compressed)

@@ -191,14 +191,16 @@ def _export(job: ExportJob) -> ExportResult:
     details: dict = {"toolchain": f"executorch {version('executorch')}",
                      "torch": version("torch")}
     module = job.module.eval()
+    twin = None          # the PT2E graph in PyTorch, for the layer-wise report
     with torch.no_grad():
         if job.recipe == "int8da-w4g32":
             module, qdetails = _int8da_w4g32(job)
             details.update(qdetails)
         elif job.recipe != "fp32":
             module, qdetails = _pt2e(job)
+            twin = module
             details.update(qdetails)
         else:
             details["quantization"] = "none (float32)"
         delegation = lower_to_pte(module, job.example, [XnnpackPartitioner()], out, details)
-    return ExportResult(path=out, details=details, delegation=delegation)
+    return ExportResult(path=out, details=details, delegation=delegation, quantized_module=twin)

@@ -141,6 +141,7 @@ def _export(job: ExportJob) -> ExportResult:
     details: dict = {"toolchain": f"litert-torch {version('litert-torch')}",
                      "torch": version("torch")}
     module = job.module.eval()
+    twin = None          # the PT2E graph in PyTorch, for the layer-wise report
     with torch.no_grad():
         if job.recipe == "int8-static":
             from litert_torch.quantize.pt2e_quantizer import (PT2EQuantizer,
@@ -151,6 +152,7 @@ def _export(job: ExportJob) -> ExportResult:
                 get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
             quantized, samples = pt2e_quantize(module, job.example, quantizer,
                                                calibration_for(job), fold_quantize=False)
+            twin = quantized
             with _strict_qdq():
                 model = litert_torch.convert(quantized, (job.example,),
                                              quant_config=QuantConfig(pt2e_quantizer=quantizer))
@@ -179,4 +181,5 @@ def _export(job: ExportJob) -> ExportResult:
                     **tflite_counts(out)})
     from runtime_py.delegation import litert_delegation   # which ops XNNPACK takes at run time
 
-    return ExportResult(path=out, details=details, delegation=litert_delegation(out))
+    return ExportResult(path=out, details=details, delegation=litert_delegation(out),
+                        quantized_module=twin)

@@ -79,6 +79,9 @@ def outcomes(toy_bundle, tmp_path_factory) -> dict:
         if fmt in ("pte", "mlpackage") and mode == "single":    # structure readers (pocket info/verify)
             cases.append((alone / FILES[fmt], "describe"))
             keys.append((fmt, kind, "describe"))
+    for fmt in ("pte", "tflite"):                     # the undamaged bundle, as a control
+        cases.append((toy_bundle, True, FILES[fmt]))
+        keys.append((fmt, "undamaged", "bundle+sha256"))
     return dict(zip(keys, probe(cases)))
 
 
@@ -110,5 +113,26 @@ def test_structure_readers_survive_damage(outcomes, fmt, kind):
         assert outcome == "error", message
 
 
-def test_undamaged_bundle_loads_and_runs(toy_bundle):
-    assert probe([(toy_bundle, True, FILES["pte"]), (toy_bundle, True, FILES["tflite"])]) == [("ran", "")] * 2
+@pytest.mark.parametrize("fmt", ["pte", "tflite"])
+def test_undamaged_bundle_loads_and_runs(outcomes, fmt):
+    assert outcomes[(fmt, "undamaged", "bundle+sha256")] == ("ran", "")
+
+
+CRASHER = Path(__file__).resolve().parents[1] / "fixtures" / "crashers" / "toy_xnnpack_log_abort.pte"
+
+
+def test_a_file_that_crashes_the_native_runtime_is_caught_by_the_probe(tmp_path):
+    """Found by `make fuzz`: a damaged toy .pte whose XNNPACK error log holds invalid UTF-8;
+    ExecuTorch's pybind log sink then throws inside C++ and the process aborts. Unverified
+    loads (bare artifact, or check_integrity=False) probe in a child process first."""
+    import subprocess
+    import sys
+
+    code = ("import sys, runtime_py\n"
+            "from runtime_py.errors import IntegrityError\n"
+            "try:\n    runtime_py.load(sys.argv[1])\n"
+            "except IntegrityError as e:\n    print('REFUSED', e)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(CRASHER)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "REFUSED toy_xnnpack_log_abort.pte crashed the executorch runtime (SIGABRT)" in proc.stdout

@@ -152,12 +152,12 @@ def tiny_tmpfs(tmp_path):
 
 
 def test_really_full_disk(tiny_tmpfs, capfd):
-    """A real ENOSPC: the toy model's artifacts are tiny, so fill the disk first."""
+    """A real almost-full filesystem: refused before any toolchain runs (the LiteRT converter
+    would exit() the process on a write error)."""
     (tiny_tmpfs / "filler").write_bytes(b"\0" * (250 * 1024 - 4096))
     code, err = pocket(capfd, "build", "--model-file", *TOY, "-r", "fp32", "-o", tiny_tmpfs)
-    assert_one_line_error(code, err)
-    assert "space" in err.lower()
-    assert not list(tiny_tmpfs.glob(".make_toy_bundle-android.partial-*"))
+    assert_one_line_error(code, err, "MiB free", "-o")
+    assert sorted(p.name for p in tiny_tmpfs.iterdir()) == ["filler"]
 
 
 def test_read_only_output_folder(tmp_path, capfd):
@@ -191,6 +191,11 @@ def test_run_on_a_damaged_bundle_and_a_bad_image(tmp_path, capfd, manifest):
     assert_one_line_error(code, err, "m.tflite", "sha256", "rebuild")
     code, err = pocket(capfd, "run", tmp_path, tmp_path / "x.png", "-a", "m.tflit")
     assert_one_line_error(code, err, "sha256")
+    from runtime_py.integrity import sha256_of
+
+    data = mf.read(tmp_path)
+    data["artifacts"][0]["sha256"] = sha256_of(tmp_path / "m.tflite")
+    mf.write(tmp_path, data)
     code, err = pocket(capfd, "run", tmp_path, tmp_path / "x.png", "-a", "nothing")
     assert_one_line_error(code, err, "no artifact 'nothing'")
     (tmp_path / "manifest.json").write_text("{")

@@ -2,9 +2,10 @@
 
     python tests/tools/fuzz_loaders.py BUNDLE_OR_ARTIFACTS... [--cases 300] [--seed 0]
 
-Each seed artifact (.pte / .tflite) is mutated (bit flips anywhere or in the header region,
+Each seed artifact (.pte / .tflite; for an .mlpackage its model spec) is mutated (bit flips anywhere or in the header region,
 byte runs overwritten, truncation, random bytes behind a valid file identifier) and loaded
-with runtime_py (check_integrity=False) and, when it loads, run once on zeros. Workers are
+with runtime_py (check_integrity=False) and, when it loads, run once on zeros (.mlpackage:
+read with the Core ML structure reader, as `pocket info`/`verify` do on Linux). Workers are
 subprocesses: a native crash (signal) is recorded against the case that caused it, and the
 worker is restarted on the next case. Outcome per case: "error" (clean PocketError),
 "ran" (the runtime accepted it: only the sha256 check can catch such corruption),
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.tools.probe import probe  # noqa: E402
 
-SUFFIXES = (".pte", ".tflite")
+SUFFIXES = (".pte", ".tflite", ".mlpackage")
 def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
     """One mutation of an artifact's bytes: (kind, new bytes)."""
     kind = rng.choice(["flip", "flip-head", "run", "truncate", "random-body", "shuffle-block"])
@@ -56,7 +58,8 @@ def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
 def seeds(args: list[str]) -> list[Path]:
     found = []
     for a in map(Path, args):
-        found += sorted(p for p in a.iterdir() if p.suffix in SUFFIXES) if a.is_dir() else [a]
+        found += (sorted(p for p in a.iterdir() if p.suffix in SUFFIXES)
+                  if a.is_dir() and a.suffix != ".mlpackage" else [a])
     return found
 
 
@@ -72,15 +75,23 @@ def main() -> int:
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for seed_path in seeds(args.inputs):
-            data = seed_path.read_bytes()
+            package = seed_path.suffix == ".mlpackage"
+            spec_file = next(seed_path.rglob("model.mlmodel")) if package else seed_path
+            data = spec_file.read_bytes()
             paths, kinds = [], []
             for n in range(args.cases):
                 kind, blob = mutate(data, rng)
                 p = Path(tmp) / f"case{n}{seed_path.suffix}"
-                p.write_bytes(blob)
+                if package:   # a copy of the package with its model spec mutated
+                    shutil.copytree(seed_path, p)
+                    (p / spec_file.relative_to(seed_path)).write_bytes(blob)
+                else:
+                    p.write_bytes(blob)
                 paths.append(p)
                 kinds.append(kind)
-            outcomes = [o if o in ("ran", "error") else f"{o}:{m}" for o, m in probe([(p, False) for p in paths])]
+            # .pte/.tflite: load + run in the runtime; .mlpackage: the structure reader (Linux)
+            mode = "describe" if package else False
+            outcomes = [o if o in ("ran", "error") else f"{o}:{m}" for o, m in probe([(p, mode) for p in paths])]
             counts = Counter(o.split(":")[0] for o in outcomes)
             bad = [{"kind": k, "outcome": o} for k, o in zip(kinds, outcomes)
                    if o.startswith(("crash", "other"))]

@@ -68,15 +68,28 @@ class FakeClock:
 def test_round_robin_rotates_the_start_and_calls_each_once_per_round():
     clock, log = FakeClock(), []
     cands = [clock.candidate(n, 0.001, log) for n in "abc"]
-    times = hb.run_interleaved(cands, iters=3, clock=clock)
+    times = hb.run_interleaved(cands, iters=3, order="rotate", clock=clock)
     assert log == list("abc" "bca" "cab")
     assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+def test_shuffled_rounds_call_each_once_and_vary_the_neighbours():
+    clock, log = FakeClock(), []
+    cands = [clock.candidate(n, 0.001, log) for n in "abcd"]
+    hb.run_interleaved(cands, iters=200, clock=clock)
+    rounds = ["".join(log[i:i + 4]) for i in range(0, len(log), 4)]
+    assert all(sorted(r) == list("abcd") for r in rounds)
+    before_a = {log[i - 1] for i in range(1, len(log)) if log[i] == "a"}
+    assert {"b", "c", "d"} <= before_a            # "a" does not always follow the same one
+    clock2, log2 = FakeClock(), []
+    hb.run_interleaved([clock2.candidate(n, 0.001, log2) for n in "abcd"], iters=200, clock=clock2)
+    assert log2 == log                             # seeded: the schedule is reproducible
 
 
 def test_blocks_keep_turns_together_and_count_exactly():
     clock, log = FakeClock(), []
     cands = [clock.candidate(n, 0.001, log) for n in "ab"]
-    times = hb.run_interleaved(cands, iters=5, block=2, clock=clock)
+    times = hb.run_interleaved(cands, iters=5, block=2, order="rotate", clock=clock)
     assert log == list("aabb" "bbaa" "ab")
     assert len(times["a"]) == len(times["b"]) == 5
 
