@@ -147,15 +147,23 @@ def _drop_artifact(stage: Path, manifest: dict, entry: dict, reason: str, steps:
 def _explain_drop(entry: dict, module, quantized, ref: Reference, max_drop: float | None,
                   steps: Steps) -> None:
     """For a quantized artifact over the budget, record the layers with the worst SNR."""
-    from sdk_builder.layerwise import worst_layers
+    import torch
+
+    from sdk_builder.layerwise import graph_of, worst_layers
 
     evaluation = entry["verification"].get("evaluation") or {}
     budget = DEFAULT_DROP_BUDGET if max_drop is None else max_drop
-    if quantized is None or evaluation.get("drop_points", 0.0) <= budget:
+    if evaluation.get("drop_points", 0.0) <= budget:
+        return
+    inputs = ref.golden_inputs if ref.eval_inputs is None else \
+        [ref.eval_inputs[i:i + 1] for i in range(min(16, len(ref.eval_inputs)))]
+    if quantized is None and evaluation.get("estimated"):   # Core ML: its weights, emulated
+        from sdk_builder.emulate import emulate_weights
+
+        quantized = graph_of(emulate_weights(module, entry["recipe"]), torch.from_numpy(inputs[0]))
+    if quantized is None:
         return
     with steps.step(f"layer-wise SNR of {entry['file']} (drop over {budget:g} points)"):
-        inputs = ref.golden_inputs if ref.eval_inputs is None else \
-            [ref.eval_inputs[i:i + 1] for i in range(min(16, len(ref.eval_inputs)))]
         entry["verification"]["worst_layers"] = worst_layers(module, quantized, inputs)
 
 

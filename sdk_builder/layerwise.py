@@ -52,7 +52,8 @@ def _node_outputs(graph_module: Any, x: Any) -> dict[str, np.ndarray]:
     return outputs
 
 
-def _float_graph(module: Any, example: Any) -> Any:
+def graph_of(module: Any, example: Any) -> Any:
+    """The module as an exported graph whose nodes carry their module paths."""
     import torch
 
     return torch.export.export(module, (example,)).module()
@@ -62,7 +63,7 @@ def worst_layers(module: Any, quantized: Any, inputs: list[np.ndarray], top: int
     """The `top` layers whose quantized outputs have the lowest SNR (dB), in graph order ties."""
     import torch
 
-    float_graph = _float_graph(module, torch.from_numpy(inputs[0]))
+    float_graph = graph_of(module, torch.from_numpy(inputs[0]))
     snrs: dict[str, list[float]] = {}
     for x in inputs:
         xt = torch.from_numpy(x)

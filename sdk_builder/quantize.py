@@ -29,6 +29,68 @@ def _as_samples(tensor: Any, example: Any) -> Any:
     return t
 
 
+def functional_inplace_ops(graph_module: Any) -> int:
+    """Rewrite in-place aten ops (relu_, add_, hardtanh_ ...) as their functional twins.
+
+    torch.export keeps `nn.ReLU(inplace=True)` as aten.relu_ in the training IR, and some
+    PT2E quantizers (litert-torch's) cannot annotate it. The functional op writes a new
+    value instead of mutating its first argument, so every later reader of that argument
+    is re-pointed at the op's result. Returns the number of rewritten nodes."""
+    import torch
+
+    order = {node: i for i, node in enumerate(graph_module.graph.nodes)}
+    rewritten = 0
+    for node in list(graph_module.graph.nodes):
+        target = node.target
+        if node.op != "call_function" or not isinstance(target, torch._ops.OpOverload):
+            continue
+        name = target.overloadpacket.__name__
+        if not name.endswith("_") or name.startswith("_") or not node.args:
+            continue
+        packet = getattr(torch.ops.aten, name[:-1], None)
+        functional = getattr(packet, target._overloadname, None) if packet else None
+        mutated = node.args[0]
+        if functional is None or not isinstance(mutated, torch.fx.Node):
+            continue
+        node.target = functional
+        for reader in list(mutated.users):
+            if reader is not node and order[reader] > order[node]:
+                reader.replace_input_with(mutated, node)
+        rewritten += 1
+    if rewritten:
+        graph_module.graph.lint()
+        graph_module.recompile()
+    return rewritten
+
+
+def separate_module_calls(graph_module: Any) -> int:
+    """Give each call of a module that runs more than once its own source partition.
+
+    torch.export names the second call of `self.pool` 'L__self__pool@1' in nn_module_stack
+    but records the same path 'pool' for both, so quantizers that group nodes by module
+    path (torch.fx get_source_partitions) see one partition with two outputs and annotate
+    them crosswise (litert-torch's max_pool2d annotator then fails in prepare_pt2e).
+    Appending the call index to the path ('pool@1') keeps the calls apart. Returns the
+    number of nodes relabelled."""
+    relabelled = 0
+    for node in graph_module.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if not stack:
+            continue
+        for key, (path, kind) in list(stack.items()):
+            _, sep, call = key.rpartition("@")
+            if sep and call.isdigit() and not path.endswith(f"@{call}"):
+                stack[key] = (f"{path}@{call}", kind)
+                relabelled += 1
+    return relabelled
+
+
+def _prepare_for_annotation(graph_module: Any) -> Any:
+    functional_inplace_ops(graph_module)
+    separate_module_calls(graph_module)
+    return graph_module
+
+
 def _capture(module: Any, example: Any) -> tuple[Any, bool]:
     """torch.export the module for calibration; (graph module, batch_is_dynamic).
 
@@ -43,10 +105,10 @@ def _capture(module: Any, example: Any) -> tuple[Any, bool]:
         try:
             ep = torch.export.export(module, (example.expand(2, *example.shape[1:]).clone(),),
                                      dynamic_shapes=({0: batch},))
-            return ep.module(), True
+            return _prepare_for_annotation(ep.module()), True
         except Exception:  # batch-specialised model (reshape to 1, ...): static capture
             pass
-    return torch.export.export(module, (example,)).module(), False
+    return _prepare_for_annotation(torch.export.export(module, (example,)).module()), False
 
 
 def _calibration_batches(calibration_iter: Iterable[Any], example: Any, dynamic: bool):

@@ -20,14 +20,23 @@ def _fmt(value, spec: str) -> str:
     return format(value, spec)
 
 
+def fp32_reference_bytes(manifest: dict, fmt: str) -> int:
+    """The size an artifact's compression is measured against: the same format's fp32
+    artifact when it was built (kept or tried), else the model's parameters as float32."""
+    built = manifest["artifacts"] + (manifest.get("selection") or {}).get("tried", [])
+    for entry in built:
+        if entry["format"] == fmt and entry["recipe"] == "fp32":
+            return int(entry["size_bytes"])
+    return 4 * int(manifest["model"]["params"])
+
+
 def artifact_rows(manifest: dict) -> list[dict]:
     """One flat row per artifact: the numbers people compare."""
-    sizes = {(a["format"], a["recipe"]): a["size_bytes"] for a in manifest["artifacts"]}
     rows = []
     for art in manifest["artifacts"]:
         ver = art["verification"]
         golden, ev = ver.get("golden", {}), ver.get("evaluation", {})
-        fp32 = sizes.get((art["format"], "fp32"))
+        fp32 = fp32_reference_bytes(manifest, art["format"])
         deleg = art.get("delegation") or {}
         rows.append({
             "artifact": art["file"], "recipe": art["recipe"], "size": human_size(art["size_bytes"]),
@@ -117,12 +126,14 @@ def _selection_lines(manifest: dict) -> list[str]:
     selection = manifest.get("selection")
     if not selection:
         return []
-    lines = [f"## Recipes tried (budget: {selection['max_drop_points']:g} points of the task metric)", "",
-             "| format | recipe | size | SNR dB | drop (pts) | kept | why |", "|---|---|---|---|---|---|---|"]
+    lines = [f"## Recipes tried (budget: {selection['max_drop_points']:g} point{'' if selection['max_drop_points'] == 1 else 's'} of the task metric)", "",
+             "| format | recipe | size | vs fp32 | SNR dB | drop (pts) | kept | why |",
+             "|---|---|---|---|---|---|---|---|"]
     for t in selection["tried"]:
         drop = "n/a" if t["drop_points"] is None else \
             f"{t['drop_points']:+.2f}{' (est.)' if t['estimated'] else ''}"
-        lines.append(f"| {t['format']} | `{t['recipe']}` | {human_size(t['size_bytes'])} | "
+        ratio = t["size_bytes"] / fp32_reference_bytes(manifest, t["format"])
+        lines.append(f"| {t['format']} | `{t['recipe']}` | {human_size(t['size_bytes'])} | {ratio:.2f}× | "
                      f"{_fmt(t['snr_db'], '.1f')} | {drop} | {'**yes**' if t['kept'] else 'no'} | {t['why']} |")
     return lines + ["", "![recipes tried](report_recipes.png)", ""]
 
@@ -169,6 +180,9 @@ def write_report(bundle: Path, manifest: dict) -> Path:
     else:
         lines += ["Task metric: n/a (the model has no evaluation data); the numbers above are "
                   "numerical parity with PyTorch only.", ""]
+    lines += ["'vs fp32' divides the size by the same format's fp32 artifact, or, for formats "
+              "without an fp32 recipe (Core ML), by the model's parameters stored as float32 "
+              f"({human_size(4 * model['params'])}).", ""]
     lines += ["max abs err, SNR and cosine compare each artifact's outputs with PyTorch's on the "
               f"{len(manifest['golden']['inputs'])} golden inputs in `golden/` (worst case). "
               "An fp32 artifact fails the build above "
@@ -183,29 +197,39 @@ def write_report(bundle: Path, manifest: dict) -> Path:
 
 
 def write_selection_chart(bundle: Path, manifest: dict) -> Path:
-    """report_recipes.png: size against task-metric drop for every recipe tried, per format."""
+    """report_recipes.png: per recipe tried, its size vs fp32 and its task-metric drop;
+    kept recipes are starred, recipes over the budget drawn in red."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     selection = manifest["selection"]
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for fmt in dict.fromkeys(t["format"] for t in selection["tried"]):
-        rows = [t for t in selection["tried"] if t["format"] == fmt and t["drop_points"] is not None]
-        if not rows:
-            continue
-        points = ax.scatter([t["size_bytes"] / 2**20 for t in rows], [t["drop_points"] for t in rows],
-                            label=fmt, s=[90 if t["kept"] else 35 for t in rows],
-                            edgecolors=["black" if t["kept"] else "none" for t in rows])
-        for t in rows:
-            ax.annotate(t["recipe"], (t["size_bytes"] / 2**20, t["drop_points"]), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points", color=points.get_facecolor()[0])
-    ax.axhline(selection["max_drop_points"], color="red", ls="--", lw=1, label="budget")
-    ax.set_xlabel("size (MB)")
-    ax.set_ylabel("task-metric drop vs PyTorch (points, lower is better)")
-    ax.set_title(f"{manifest['model']['name']}: recipes tried (kept: large, outlined)")
-    ax.legend(fontsize=8)
+    budget = selection["max_drop_points"]
+    tried = selection["tried"]
+    names = [f"{'★ ' if t['kept'] else ''}{t['format']} {t['recipe']}" for t in tried]
+    ratios = [t["size_bytes"] / fp32_reference_bytes(manifest, t["format"]) for t in tried]
+    drops = [t["drop_points"] for t in tried]
+    over = [d is not None and d > budget for d in drops]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.38 * len(tried) + 1.8), sharey=True)
+    colours = ["#c44e52" if o else ("#55a868" if t["kept"] else "#8c8c8c") for o, t in zip(over, tried)]
+    left.bar_label(left.barh(names, ratios, color=colours), fmt="%.2f×", padding=3, fontsize=8)
+    left.set_xlim(0, max(ratios) * 1.2)
+    left.set_xlabel("size vs fp32 (lower is smaller)")
+    left.invert_yaxis()
+    shown = [0.0 if d is None else d for d in drops]
+    bars = right.barh(names, shown, color=colours)
+    right.bar_label(bars, labels=["n/a" if d is None else f"{d:+.2f}{' est.' if t['estimated'] else ''}"
+                                  for d, t in zip(drops, tried)], padding=3, fontsize=8)
+    right.axvline(budget, color="#c44e52", ls="--", lw=1, label=f"budget ({budget:g} pts)")
+    right.axvline(0, color="black", lw=0.6)
+    right.set_xscale("symlog", linthresh=1.0)
+    low, high = min(shown + [0.0]), max(shown + [budget])
+    right.set_xlim(min(-1.0, low * 1.5), high * 3)
+    right.set_xlabel("task-metric drop vs PyTorch fp32 (points, symlog; lower is better)")
+    right.legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"{manifest['model']['name']}: recipes tried — ★ kept (smallest within budget), "
+                 "red = over budget")
     fig.tight_layout()
     path = Path(bundle) / "report_recipes.png"
     fig.savefig(path, dpi=110)

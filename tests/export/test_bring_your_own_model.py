@@ -70,7 +70,7 @@ def test_an_op_a_format_cannot_take_names_op_and_format_and_the_rest_still_build
     manifest = mf.read(tmp_path / "unsupported_op-all")
     assert {a["format"] for a in manifest["artifacts"]} == {"coreml", "executorch-coreml"}
     assert {(s["format"], s["recipe"]) for s in manifest["skipped"]} == \
-        {("executorch-xnnpack", "fp32"), ("litert", "fp32")}
+        {("executorch-xnnpack", "fp32"), ("litert", "fp32"), ("litert", "fp16")}
 
 
 @pytest.mark.parametrize("args, message", [
