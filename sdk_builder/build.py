@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,10 @@ def _export(fmt: Format, recipe: str, module, spec, stage: Path, calib) -> tuple
         result = fmt.exporter()(job)
     except PocketError:
         raise
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):   # the output disk, not the toolchain
+            raise
+        raise ExportError(f"{fmt.name} {recipe} export failed: {one_line(exc, 300)}") from exc
     except Exception as exc:  # toolchain failures: name the format and what the toolchain said
         raise ExportError(f"{fmt.name} {recipe} export failed: {type(exc).__name__}: "
                           f"{one_line(exc, 300)}") from exc

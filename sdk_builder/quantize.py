@@ -174,16 +174,3 @@ def calibration_for(job: Any) -> Iterable[Any]:
         raise UsageError(f"recipe '{job.recipe}' needs calibration data; the model has no "
                          "calibration function (add one to its ModelSpec or pick fp32)")
     return job.calibration()
-
-
-def snr_db(reference: Any, test: Any) -> float:
-    """Signal-to-noise ratio of `test` against `reference` in dB (numpy arrays)."""
-    import numpy as np
-
-    ref = np.asarray(reference, dtype=np.float64)
-    noise = ref - np.asarray(test, dtype=np.float64)
-    signal_power = float(np.mean(ref * ref))
-    noise_power = float(np.mean(noise * noise))
-    if noise_power == 0.0:
-        return float("inf")
-    return 10.0 * float(np.log10(max(signal_power, 1e-30) / noise_power))

@@ -13,13 +13,26 @@ from typing import Protocol
 
 import numpy as np
 
-from runtime_py.errors import UsageError, did_you_mean
+from runtime_py.errors import PocketError, UsageError, did_you_mean
 
 BACKENDS = ("executorch", "litert", "coreml")
 
 
 class Backend(Protocol):
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
+def check_flatbuffer_identifier(path: Path, identifier: bytes, what: str) -> None:
+    """Refuse a file whose flatbuffer file identifier (bytes 4..) is not `identifier`
+    before a native loader sees it; the loaders verify the rest themselves."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4 + len(identifier))
+    except OSError as exc:
+        raise PocketError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head[4:] != identifier:
+        raise PocketError(f"{path.name} is not {what} file (empty or bad header); "
+                          "re-export it or check the download")
 
 
 def open_backend(kind: str, path: Path, threads: int | None = None) -> Backend:

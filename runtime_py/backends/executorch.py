@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime_py.backends import check_flatbuffer_identifier
 from runtime_py.errors import PocketError, UnsupportedError, one_line
 
 _FLOAT = 6          # executorch ScalarType::Float
@@ -83,16 +84,9 @@ def _vector(tab: Any, index: int) -> list:
 
 
 def check_header(path: Path) -> None:
-    """Refuse a file without the .pte flatbuffer identifier before the native loader sees it
-    (the loader then verifies the flatbuffer and the segment table itself)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-    except OSError as exc:
-        raise PocketError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(head) < 8 or head[4:6] != _PTE_IDENTIFIER:
-        raise PocketError(f"{path.name} is not an ExecuTorch .pte file (empty or bad header); "
-                          "re-export it or check the download")
+    """Refuse a file without the .pte flatbuffer identifier (the native loader then
+    verifies the flatbuffer and the segment table itself)."""
+    check_flatbuffer_identifier(path, _PTE_IDENTIFIER, "an ExecuTorch .pte")
 
 
 def _read_pte(path: Path) -> bytes:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime_py.backends import check_flatbuffer_identifier
 from runtime_py.errors import PocketError, one_line
 
 
@@ -14,16 +15,9 @@ _TFLITE_IDENTIFIER = b"TFL3"    # flatbuffer file identifier, bytes 4..8
 
 
 def check_header(path: Path) -> None:
-    """Refuse a file that is not a TFLite flatbuffer before the native loader sees it
-    (the Interpreter then runs the flatbuffers verifier on the whole model)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-    except OSError as exc:
-        raise PocketError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(head) < 8 or head[4:8] != _TFLITE_IDENTIFIER:
-        raise PocketError(f"{path.name} is not a LiteRT .tflite file (empty or bad header); "
-                          "re-export it or check the download")
+    """Refuse a file that is not a TFLite flatbuffer (the Interpreter then runs the
+    flatbuffers verifier on the whole model)."""
+    check_flatbuffer_identifier(path, _TFLITE_IDENTIFIER, "a LiteRT .tflite")
 
 
 class Backend:

@@ -1,7 +1,7 @@
 """LiteRT (TFLite) flatbuffer with float32 inputs/outputs: recipes fp32, fp16,
 int8-dynamic, int8-static and w8.
 
-fp32: litert_torch.convert(module, (example,)).export(path).
+fp32: litert_torch.convert(module, (example,)), its flatbuffer bytes written from Python.
 fp16, int8-dynamic, w8: the fp32 flatbuffer post-processed by ai-edge-quantizer (data-free):
   fp16          weight-only FLOAT_CASTING to float16 (DEQUANTIZE to float32, float compute)
   int8-dynamic  recipe.dynamic_wi8_afp32(): int8 per-channel weights, activations quantized
@@ -126,6 +126,13 @@ def _post_quantize(float_path: Path, recipe: str, out: Path) -> dict:
             "fp32_size_bytes": float_path.stat().st_size}
 
 
+def _write_flatbuffer(model: Any, path: Path) -> None:
+    """Write the converted model from Python: litert-torch's native writer exit(1)s the
+    whole process ("LLVM ERROR: IO failure on output stream") when the disk is full,
+    where Python raises an OSError the builder turns into a clean error."""
+    path.write_bytes(model.model_content())
+
+
 def export(job: ExportJob) -> ExportResult:
     """Write job.out_path (.tflite) for one of RECIPES."""
     with quiet_toolchains():
@@ -168,10 +175,10 @@ def _export(job: ExportJob) -> ExportResult:
 
         with tempfile.TemporaryDirectory() as tmp:
             float_path = Path(tmp) / "fp32.tflite"
-            model.export(str(float_path))
+            _write_flatbuffer(model, float_path)
             details.update(_post_quantize(float_path, job.recipe, out))
     else:
-        model.export(str(out))
+        _write_flatbuffer(model, out)
     io = tflite_io(out)
     bad = [t for t in io["inputs"] + io["outputs"] if t["dtype"] != "float32"]
     if bad:

@@ -150,6 +150,30 @@ def test_failed_build_keeps_the_previous_bundle(android, tmp_path, monkeypatch):
     assert (out / "skipnet_m-android.failed.log").is_file()
 
 
+def test_disk_full_during_an_export_is_a_clean_error_not_a_skipped_artifact(android, tmp_path,
+                                                                          monkeypatch):
+    import errno
+
+    import sdk_builder.build as build_mod
+    from models.registry import get
+    from sdk_builder.bundle import BundleError
+
+    out = tmp_path / "dist"
+    shutil.copytree(android, out / android.name)
+    before = (out / android.name / "manifest.json").read_bytes()
+
+    import sdk_builder.formats.executorch_xnnpack as xnnpack_exporter
+
+    def disk_full(job):
+        raise OSError(errno.ENOSPC, "No space left on device", str(job.out_path))
+
+    monkeypatch.setattr(xnnpack_exporter, "export", disk_full)
+    with pytest.raises(BundleError, match="no space left"):
+        build_mod.build(build_mod.BuildRequest(get("skipnet_m"), "android", ["fp32"], None, out))
+    assert (out / android.name / "manifest.json").read_bytes() == before
+    assert not list(out.glob(".skipnet_m-android.partial-*"))
+
+
 def test_ios_build_on_linux(tmp_path):
     proc = pocket("build", "skipnet_m", "--target", "ios", "-o", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]

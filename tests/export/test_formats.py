@@ -19,7 +19,7 @@ F = torch.nn.functional
 
 from runtime_py.errors import PocketError, UnsupportedError  # noqa: E402
 from sdk_builder.formats import FORMATS, ExportJob, get_format  # noqa: E402
-from sdk_builder.quantize import snr_db  # noqa: E402
+from sdk_builder.metrics import parity  # noqa: E402
 
 FP32_TOL = 1e-4
 # int8 floor: one int8 quantizer alone gives ~40-50 dB on well-spread activations; across
@@ -173,7 +173,7 @@ def test_compressed_snr(built, samples, pair):
     result = built[pair]
     got = _run(KIND[pair[0]], result.path, xs)
     assert got.dtype == np.float32 and got.shape == ref.shape
-    snr = snr_db(ref, got)
+    snr = parity(ref, got)["snr_db"]
     assert SNR_FLOOR_DB[pair[1]] <= snr < 120, f"{pair} SNR {snr:.1f} dB"
     if pair[1].startswith("int8-static"):
         assert result.details["calibration_samples"] == CALIB_BATCHES * CALIB_BATCH
