@@ -67,7 +67,7 @@ FORMATS: tuple[Format, ...] = (
            ("fp16", "w8", "palettize-6bit", "palettize-4bit", "prune-50"),
            "coreml", "Core ML ML program (iOS 17)", "iOS 17+, macOS 14+",
            "structure only on Linux (Core ML prediction needs macOS)"),
-    Format("executorch-coreml", ".pte", "coreml", "executorch", ("fp16",),
+    Format("executorch-coreml", ".pte", "coreml", "executorch", ("fp16", "w8"),
            "executorch_coreml", "ExecuTorch program delegated to Core ML", "iOS 17+, macOS 14+",
            "structure only on Linux (the Core ML delegate runs on Apple OSes)"),
 )

@@ -19,7 +19,11 @@ def version(dist: str) -> str:
         return "unknown"
 
 
-def check_recipe(fmt: str, recipe: str, offered: tuple[str, ...]) -> None:
+def check_recipe(fmt: str, recipe: str) -> None:
+    """Refuse a recipe the formats table does not list for `fmt`, naming those it does."""
+    from sdk_builder.formats import get_format
+
+    offered = get_format(fmt).recipes
     if recipe not in offered:
         from runtime_py.errors import did_you_mean
 

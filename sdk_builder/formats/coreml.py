@@ -24,15 +24,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sdk_builder.formats import ExportJob, ExportResult
+from sdk_builder.formats import ExportJob, ExportResult, get_format
 from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
 
-RECIPES = ("fp16", "w8", "palettize-6bit", "palettize-4bit", "prune-50")
+RECIPES = get_format("coreml").recipes     # the formats table is the one list
 INPUT_NAME = "input"
 OUTPUT_PREFIX = "output"
 # One place for each compression constant (sdk_builder.emulate imports them).
 WEIGHT_THRESHOLD = 64        # elements; weights with <= this many stay fp16
 W8_WEIGHT_THRESHOLD = WEIGHT_THRESHOLD
+W8_LINEAR_CONFIG = {"mode": "linear_symmetric", "dtype": "int8", "granularity": "per_channel",
+                    "weight_threshold": W8_WEIGHT_THRESHOLD}   # coremltools OpLinearQuantizerConfig
 PALETTE_BITS = {"palettize-6bit": 6, "palettize-4bit": 4}
 PALETTE_MODE = "kmeans"      # per-tensor 1-D k-means LUT
 PRUNE_SPARSITY = {"prune-50": 0.5}
@@ -85,9 +87,7 @@ def _compress(mlmodel: Any, recipe: str) -> tuple[Any, dict]:
     import coremltools.optimize.coreml as cto
 
     if recipe == "w8":
-        op_config = cto.OpLinearQuantizerConfig(
-            mode="linear_symmetric", dtype="int8", granularity="per_channel",
-            weight_threshold=WEIGHT_THRESHOLD)
+        op_config = cto.OpLinearQuantizerConfig(**W8_LINEAR_CONFIG)
         compressed = cto.linear_quantize_weights(
             mlmodel, config=cto.OptimizationConfig(global_config=op_config))
         details = {"quantization": "int8 linear symmetric per-channel weights (coremltools "
@@ -163,7 +163,7 @@ def export(job: ExportJob) -> ExportResult:
 def _export(job: ExportJob) -> ExportResult:
     import torch
 
-    check_recipe("coreml", job.recipe, RECIPES)
+    check_recipe("coreml", job.recipe)
     out = prepare_out(Path(job.out_path))
     details: dict = {"toolchain": f"coremltools {version('coremltools')}",
                      "torch": version("torch"), "minimum_deployment_target": "iOS17",

@@ -1,4 +1,6 @@
-"""ExecuTorch program (.pte) delegated to Core ML: recipe fp16 (iOS 17, FLOAT16 compute).
+"""ExecuTorch program (.pte) delegated to Core ML (iOS 17, FLOAT16 compute): recipes fp16
+and w8 (the Core ML format's w8 settings, applied by CoreMLBackend after conversion through
+its op_linear_quantizer_config compile spec).
 
 Lowering runs coremltools inside ExecuTorch's CoreMLBackend.preprocess, which works on
 Linux (it only converts and serializes the ML program; no Core ML compile/predict). The
@@ -9,11 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sdk_builder.formats import ExportJob, ExportResult
+from sdk_builder.formats import ExportJob, ExportResult, get_format
 from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
+from sdk_builder.formats.coreml import W8_LINEAR_CONFIG
 from sdk_builder.formats.executorch_xnnpack import lower_to_pte
 
-RECIPES = ("fp16",)
+RECIPES = get_format("executorch-coreml").recipes     # the formats table is the one list
+QUANTIZATION = {
+    "fp16": "none (float16 weights and compute)",
+    "w8": "int8 linear symmetric per-channel weights (coremltools linear_quantize_weights "
+          "inside CoreMLBackend), fp16 compute",
+}
 
 
 def export(job: ExportJob) -> ExportResult:
@@ -28,12 +36,13 @@ def _export(job: ExportJob) -> ExportResult:
     from executorch.backends.apple.coreml.compiler import CoreMLBackend
     from executorch.backends.apple.coreml.partition import CoreMLPartitioner
 
-    check_recipe("executorch-coreml", job.recipe, RECIPES)
+    check_recipe("executorch-coreml", job.recipe)
     out = prepare_out(Path(job.out_path))
     specs = CoreMLBackend.generate_compile_specs(
         compute_unit=ct.ComputeUnit.ALL,
         minimum_deployment_target=ct.target.iOS17,
         compute_precision=ct.precision.FLOAT16,
+        op_linear_quantizer_config=dict(W8_LINEAR_CONFIG) if job.recipe == "w8" else None,
     )
     with torch.no_grad():
         delegation = lower_to_pte(job.module.eval(), job.example,
@@ -42,5 +51,5 @@ def _export(job: ExportJob) -> ExportResult:
                             f"coremltools {version('coremltools')}",
                "torch": version("torch"), "minimum_deployment_target": "iOS17",
                "compute_precision": "float16", "compute_unit": "ALL",
-               "quantization": "none (float16 weights and compute)"}
+               "quantization": QUANTIZATION[job.recipe]}
     return ExportResult(path=out, details=details, delegation=delegation)

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from runtime_py.errors import UsageError
-from sdk_builder.formats import ExportJob, ExportResult
+from sdk_builder.formats import ExportJob, ExportResult, get_format
 from sdk_builder.formats._common import (check_recipe, edge_delegation, prepare_out,
                                          quiet_toolchains, version)
 from sdk_builder.quantize import calibration_for, pt2e_quantize
 
-RECIPES = ("fp32", "int8-dynamic", "int8-static", "int8-static-per-tensor", "int8da-w4g32")
+RECIPES = get_format("executorch-xnnpack").recipes     # the formats table is the one list
 W4_GROUP = 32      # int8da-w4g32: weights quantized in groups of 32 input features
 
 
@@ -186,7 +186,7 @@ def _export(job: ExportJob) -> ExportResult:
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
-    check_recipe("executorch-xnnpack", job.recipe, RECIPES)
+    check_recipe("executorch-xnnpack", job.recipe)
     out = prepare_out(Path(job.out_path))
     details: dict = {"toolchain": f"executorch {version('executorch')}",
                      "torch": version("torch")}

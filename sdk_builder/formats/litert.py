@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from runtime_py.errors import PocketError
-from sdk_builder.formats import ExportJob, ExportResult
+from sdk_builder.formats import ExportJob, ExportResult, get_format
 from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
 from sdk_builder.quantize import calibration_for, pt2e_quantize
 
-RECIPES = ("fp32", "fp16", "int8-dynamic", "int8-static", "w8")
+RECIPES = get_format("litert").recipes     # the formats table is the one list
 AEQ_RECIPES = ("fp16", "int8-dynamic", "w8")     # post-processed with ai-edge-quantizer
 
 
@@ -143,7 +143,7 @@ def _export(job: ExportJob) -> ExportResult:
     import litert_torch
     import torch
 
-    check_recipe("litert", job.recipe, RECIPES)
+    check_recipe("litert", job.recipe)
     out = prepare_out(Path(job.out_path))
     details: dict = {"toolchain": f"litert-torch {version('litert-torch')}",
                      "torch": version("torch")}

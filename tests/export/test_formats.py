@@ -251,7 +251,7 @@ def test_int8da_w4g32_refuses_model_without_suitable_linear(tmp_path):
 
 @pytest.mark.parametrize("fmt,recipe", [("litert", "palettize-4bit"), ("coreml", "int8-static"),
                                         ("executorch-xnnpack", "w8"),
-                                        ("executorch-coreml", "w8")])
+                                        ("executorch-coreml", "int8-static")])
 def test_unknown_recipe_lists_accepted(model, tmp_path, fmt, recipe):
     from runtime_py.errors import UsageError
 
@@ -339,9 +339,12 @@ def test_emulation_matches_coreml_weights(model):
 def test_executorch_coreml_has_coreml_delegate(built):
     from runtime_py.backends.executorch import describe
 
-    result = built[("executorch-coreml", "fp16")]
-    assert describe(result.path)["delegates"] == ["CoreMLBackend"]
-    assert result.delegation["delegated_share"] == 1.0
+    for recipe in ("fp16", "w8"):
+        result = built[("executorch-coreml", recipe)]
+        assert describe(result.path)["delegates"] == ["CoreMLBackend"]
+        assert result.delegation["delegated_share"] == 1.0
+    fp16, w8 = (built[("executorch-coreml", r)].path.stat().st_size for r in ("fp16", "w8"))
+    assert w8 < fp16      # int8 weights inside the delegate payload instead of float16
 
 
 @pytest.mark.skipif(ON_APPLE, reason="the Core ML delegate may be available on Apple OSes")
