@@ -1,6 +1,8 @@
 """Turn raw model outputs into answers, as the manifest's `postprocess` says."""
 from __future__ import annotations
 
+import heapq
+import math
 from typing import Callable
 
 import numpy as np
@@ -14,18 +16,38 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def classify(outputs: list[np.ndarray], params: dict, labels: list[str] | None) -> dict:
-    """Top-k labels with scores for a [1, classes] output."""
-    scores = outputs[0].reshape(-1)
-    if params.get("softmax", True):
-        exp = np.exp(scores - scores.max())
-        scores = exp / exp.sum()
-    k = min(int(params.get("top_k", 5)), scores.size)
+SMALL_HEAD = 64   # up to this many classes plain Python beats a dozen numpy calls
+
+
+def _top_k_small(logits: list[float], k: int, use_softmax: bool) -> tuple[list[int], list[float]]:
+    if use_softmax:
+        peak = max(logits)
+        exps = [math.exp(v - peak) for v in logits]
+        total = sum(exps)
+        logits = [e / total for e in exps]
+    order = heapq.nlargest(k, range(len(logits)), key=logits.__getitem__)
+    return order, [logits[i] for i in order]
+
+
+def _top_k_large(scores: np.ndarray, k: int, use_softmax: bool) -> tuple[list[int], list[float]]:
+    if use_softmax:
+        scores = softmax(scores)
     order = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
-    order = order[np.argsort(-scores[order], kind="stable")].tolist()
-    values = scores[order].tolist()
-    names = labels or [str(i) for i in range(scores.size)]
-    top = [{"index": i, "label": names[i], "score": v} for i, v in zip(order, values)]
+    order = order[np.argsort(-scores[order], kind="stable")]
+    return order.tolist(), scores[order].tolist()
+
+
+def classify(outputs: list[np.ndarray], params: dict, labels: list[str] | None) -> dict:
+    """Top-k labels with (softmax) scores for a [1, classes] output; ties keep class order."""
+    scores = outputs[0].reshape(-1)
+    k = min(int(params.get("top_k", 5)), scores.size)
+    use_softmax = params.get("softmax", True)
+    if scores.size <= SMALL_HEAD:
+        order, values = _top_k_small(scores.tolist(), k, use_softmax)
+    else:
+        order, values = _top_k_large(scores.astype(np.float64), k, use_softmax)
+    top = [{"index": i, "label": labels[i] if labels else str(i), "score": v}
+           for i, v in zip(order, values)]
     return {"label": top[0]["label"], "score": top[0]["score"], "top_k": top}
 
 

@@ -345,3 +345,44 @@ def write(result: dict, out: Path, plots: bool = True) -> list[Path]:
     validate(result)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return [out] + written
+
+
+REPORT_START, REPORT_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def link_from_report(bundle: Path, written: list[Path], result: dict) -> Path | None:
+    """Add (or replace) a benchmark section in the bundle's report.md that links the JSON and
+    charts just written; None when the bundle has no report. Written atomically."""
+    import os
+    import re
+
+    report = Path(bundle) / "report.md"
+    if not report.is_file():
+        return None
+    device = result["deviceInfo"]
+    lines = [REPORT_START, "## Benchmark", "",
+             f"`pocket bench`, {result['created']}, {device['cpu']} ({device['cores']} cores), "
+             f"{device['os']}; ratios are measured side by side in one interleaved run."]
+    for run in result["runs"]:
+        best = {r["name"]: r for r in run["rows"]}.get(run.get("best") or "")
+        if best:
+            vs = ", ".join(f"{best[k]:.2f}× {label}" for k, label in
+                           (("speedup_vs_eager", "PyTorch eager"),
+                            ("speedup_vs_onnxruntime", "ONNX Runtime")) if best.get(k) is not None)
+            lines.append(f"- {run['threads']} thread(s): best artifact within the accuracy budget "
+                         f"`{best['name']}`" + (f" ({vs})" if vs else ""))
+    lines.append("")
+    for path in written:
+        rel = Path(os.path.relpath(Path(path).resolve(), Path(bundle).resolve()))
+        lines.append(f"![{path.name}]({rel.as_posix()})" if path.suffix == ".png"
+                     else f"Full results: [{path.name}]({rel.as_posix()})")
+        lines.append("")
+    block = "\n".join(lines).rstrip() + "\n" + REPORT_END
+    text = report.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(REPORT_START) + ".*?" + re.escape(REPORT_END), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else \
+        text.rstrip() + "\n\n" + block + "\n"
+    tmp = report.with_name(f".{report.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(report)
+    return report

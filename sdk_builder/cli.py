@@ -252,7 +252,8 @@ def run(bundle: Path, image: Path, artifact: str | None, threads: int | None, as
 @click.option("--no-plots", is_flag=True, help="Do not write the PNG charts.")
 @click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Result JSON (PNGs next to it). Default: <bundle>.bench.json beside the bundle.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result JSON instead of tables.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result JSON on stdout (the tables then go to stderr).")
 def bench(bundle: Path, artifacts: tuple[str, ...], threads: str, warmup: int, iters: int,
           against: str, profile: bool, roofline: bool, no_overhead: bool, no_plots: bool,
           out: Path | None, as_json: bool) -> None:
@@ -270,12 +271,13 @@ def bench(bundle: Path, artifacts: tuple[str, ...], threads: str, warmup: int, i
     with _runtime_chatter_hidden():
         result = bench_mod.run_bench(bundle, opts, say=lambda s: status.print(f"[dim]{s}[/]"))
     written = bench_mod.write(result, out or bench_mod.default_out(bundle), plots=opts.plots)
+    report = bench_mod.link_from_report(bundle, written, result)
+    console = status if as_json else _console()
+    print_tables(console if console.is_terminal else Console(width=230, stderr=as_json), result)
     if as_json:
         _echo_json(result)
-    else:
-        console = _console()
-        print_tables(console if console.is_terminal else Console(width=230), result)
-    status.print(f"wrote {', '.join(str(p) for p in written)}")
+    status.print(f"wrote {', '.join(str(p) for p in written)}"
+                 + (f"; linked from {report}" if report else ""))
 
 
 def _terminate_as_interrupt() -> None:

@@ -274,3 +274,31 @@ def test_info_lists_litert_fallback_ops(tmp_path, manifest):
     result = CliRunner().invoke(cli, ["info", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "not delegated: HARD_SWISH" in result.output
+
+
+def test_bench_section_in_the_bundle_report_links_the_files_and_is_replaced_on_rerun(tmp_path):
+    from sdk_builder.bench import link_from_report
+
+    bundle = tmp_path / "m-android"
+    bundle.mkdir()
+    (bundle / "report.md").write_text("# m\n\nbuild numbers\n", encoding="utf-8")
+    written = [tmp_path / "m-android.bench.json", tmp_path / "m-android.bench.latency.png"]
+    result = {"created": "2026-01-01T00:00:00+00:00",
+              "deviceInfo": {"cpu": "CPU", "cores": 2, "os": "Linux"},
+              "runs": [{"threads": 1, "best": "a", "rows": [
+                  {"name": "a", "speedup_vs_eager": 10.0, "speedup_vs_onnxruntime": 1.5}]}]}
+    assert link_from_report(bundle, written, result) == bundle / "report.md"
+    result["runs"][0]["rows"][0]["speedup_vs_eager"] = 12.0
+    link_from_report(bundle, written, result)
+    text = (bundle / "report.md").read_text(encoding="utf-8")
+    assert text.startswith("# m\n\nbuild numbers\n")
+    assert text.count("## Benchmark") == 1 and "12.00× PyTorch eager" in text and "10.00×" not in text
+    assert "](../m-android.bench.json)" in text and "![m-android.bench.latency.png](../m-android.bench.latency.png)" in text
+    for link in ("../m-android.bench.json", "../m-android.bench.latency.png"):
+        assert (bundle / link).resolve() == (tmp_path / link[3:]).resolve()
+
+
+def test_no_report_no_link(tmp_path):
+    from sdk_builder.bench import link_from_report
+
+    assert link_from_report(tmp_path, [], {}) is None

@@ -27,3 +27,15 @@ def test_top_k_is_capped_by_the_number_of_classes():
 def test_unknown_kind_names_the_fix():
     with pytest.raises(PocketError, match="upgrade pocketvision"):
         get_postprocessor("segmentt")
+
+
+@pytest.mark.parametrize("classes", [2, 10, 64, 65, 1000])
+def test_classify_matches_a_full_sort_of_the_softmax_on_either_side_of_the_small_head_cutoff(classes):
+    rng = np.random.default_rng(classes)
+    logits = rng.normal(0, 4, size=(1, classes)).astype(np.float32)
+    out = classify([logits], {"top_k": 5}, None)
+    probs = softmax(logits.astype(np.float64)).reshape(-1)
+    expected = np.argsort(-probs, kind="stable")[:min(5, classes)]
+    assert [t["index"] for t in out["top_k"]] == expected.tolist()
+    np.testing.assert_allclose([t["score"] for t in out["top_k"]], probs[expected], rtol=1e-6)
+    assert out["label"] == str(expected[0])
