@@ -6,6 +6,7 @@ unless the graph normalises itself, then lay out as NCHW or NHWC with a batch of
 """
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,23 @@ def image_to_tensor(x: Any, spec: dict) -> np.ndarray:
     return np.ascontiguousarray(tensor[None], dtype=np.float32)
 
 
+def _check_finite(x: np.ndarray) -> None:
+    """InputError on NaN or Inf. The sum of squares is finite exactly when every element is,
+    unless it overflows (|x| > ~1e19): then the element-wise check decides. One BLAS call
+    instead of two ufuncs and a temporary: cheaper next to a sub-millisecond model."""
+    if not math.isfinite(np.vdot(x, x)) and not np.isfinite(x).all():
+        raise InputError("input tensor contains NaN or Inf")
+
+
 def check_tensor(x: Any, spec: dict) -> np.ndarray:
     """A ready tensor (numpy or torch) checked against the input spec; batch dim optional."""
+    shape = tuple(spec["shape"])
+    if type(x) is np.ndarray and x.dtype == np.float32 and x.shape == shape and x.flags.c_contiguous:
+        _check_finite(x)                  # the usual case, kept to a few checks per call
+        return x
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     x = np.asarray(x)
-    shape = tuple(spec["shape"])
     if x.shape == shape[1:]:
         x = x[None]
     if x.shape != shape:
@@ -109,9 +121,9 @@ def check_tensor(x: Any, spec: dict) -> np.ndarray:
             raise InputError(f"input tensor has dtype {x.dtype}; the model takes float32 "
                              "(pass an image, or a float32 tensor already preprocessed)")
         x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise InputError("input tensor contains NaN or Inf")
-    return np.ascontiguousarray(x)
+    x = np.ascontiguousarray(x)
+    _check_finite(x)
+    return x
 
 
 def is_ready_tensor(x: Any) -> bool:

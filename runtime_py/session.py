@@ -33,7 +33,8 @@ class Session:
         self._backend = open_backend(runtime, artifact_path, threads=threads)
         self._lock = threading.Lock()
         self._labels = _read_labels(bundle, manifest) if manifest else None
-        self._post = get_postprocessor(manifest["postprocess"]["kind"]) if manifest else None
+        self._post = get_postprocessor(manifest["postprocess"]["kind"])(
+            manifest["postprocess"], self._labels) if manifest else None
 
     @property
     def manifest(self) -> dict | None:
@@ -76,7 +77,7 @@ class Session:
         outputs = self.run_raw(self.preprocess(x))
         if self._manifest is None:
             return {"outputs": outputs}
-        return self._post(outputs, self._manifest["postprocess"], self._labels)
+        return self._post(outputs)
 
 
 def _read_labels(bundle: Path, manifest: dict) -> list[str] | None:

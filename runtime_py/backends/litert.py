@@ -58,4 +58,4 @@ class Backend:
             self._invoke()
         except Exception as exc:
             raise PocketError(f"LiteRT failed running {self.path.name}: {one_line(exc)}") from None
-        return [self._get(i).copy() for i in self._outputs]
+        return [self._get(i) for i in self._outputs]      # get_tensor returns a copy

@@ -67,6 +67,21 @@ def test_bad_tensors_are_refused(bad, match):
         preprocess(bad, SPEC)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, 17, 47])
+def test_one_non_finite_value_anywhere_is_refused(bad, where):
+    x = np.random.default_rng(where).standard_normal((1, 3, 4, 4)).astype(np.float32)
+    x.flat[where] = bad
+    with pytest.raises(InputError, match="NaN or Inf"):
+        preprocess(x, SPEC)
+
+
+def test_huge_finite_values_are_accepted():
+    """Their sum of squares overflows float32, which must not be mistaken for an Inf."""
+    x = np.full((1, 3, 4, 4), 1e30, np.float32)
+    assert np.array_equal(preprocess(x, SPEC), x)
+
+
 def test_not_an_image(tmp_path):
     path = tmp_path / "x.png"
     path.write_bytes(b"definitely not a png")
