@@ -49,18 +49,29 @@ def partition_cover(nodes: list[dict], n_original: int) -> tuple[set[int], int]:
 
 def summarize(nodes: list[dict], n_original: int) -> dict:
     """Delegation summary: delegated_ops, total_ops, delegated_share, fallback_ops
-    (sorted op names), fallback_counts ({op: count}), delegated_subgraphs."""
+    (sorted op names), fallback_counts ({op: count}), fallback_reasons ({op: why}),
+    delegated_subgraphs. A node may carry "dtype" (of its first input) for the reason."""
     covered, delegates = partition_cover(nodes, n_original)
     fallback: dict[str, int] = {}
+    dtypes: dict[str, set[str]] = {}
     for idx in range(n_original):
         if idx not in covered:
             name = nodes[idx]["op_name"]
             fallback[name] = fallback.get(name, 0) + 1
+            if nodes[idx].get("dtype"):
+                dtypes.setdefault(name, set()).add(nodes[idx]["dtype"])
     total = n_original
     return {"delegated_ops": len(covered), "total_ops": total,
             "delegated_share": round(len(covered) / total, 4) if total else 0.0,
             "fallback_ops": sorted(fallback), "fallback_counts": dict(sorted(fallback.items())),
+            "fallback_reasons": {op: _reason(op, sorted(dtypes.get(op, ()))) for op in sorted(fallback)},
             "delegated_subgraphs": delegates}
+
+
+def _reason(op: str, dtypes: list[str]) -> str:
+    on = f" on {'/'.join(dtypes)} tensors" if dtypes else ""
+    return (f"the XNNPACK delegate did not take {op}{on} (unsupported type or parameters "
+            "in this LiteRT build): it runs on LiteRT's builtin CPU kernel")
 
 
 def litert_delegation(path: str | Path, threads: int = 1) -> dict:
@@ -71,8 +82,12 @@ def litert_delegation(path: str | Path, threads: int = 1) -> dict:
     n_original = interp._interpreter.NumNodes()
     interp.allocate_tensors()                     # the default XNNPACK delegate is applied here
     raw = interp._interpreter
+    dtype = {t["index"]: t["dtype"].__name__ for t in interp.get_tensor_details()}
     nodes = [{"op_name": raw.NodeName(i), "inputs": list(raw.NodeInputs(i)),
               "outputs": list(raw.NodeOutputs(i))} for i in range(raw.NumNodes())]
+    for node in nodes[:n_original]:
+        first = next((int(t) for t in node["inputs"] if int(t) >= 0), None)
+        node["dtype"] = dtype.get(first)
     summary = summarize(nodes, n_original)
     summary["delegate"] = "XNNPACK (LiteRT default delegate)"
     return summary

@@ -196,7 +196,9 @@ def build(req: BuildRequest, steps: Steps | None = None) -> tuple[Path, dict]:
 
 
 def _build_into(stage: Path, req: BuildRequest, plan, weights, steps: Steps) -> dict:
-    from sdk_builder.report import write_report
+    from rich.markup import escape
+
+    from sdk_builder.report import delegation_note, write_report
 
     spec = req.spec
     with steps.step(f"load {spec.name} ({weights.name if weights else 'no weights file'})"):
@@ -225,6 +227,9 @@ def _build_into(stage: Path, req: BuildRequest, plan, weights, steps: Steps) -> 
             continue
         if entry["verification"]["status"] == "failed":
             raise VerificationError(f"{entry['file']}: {entry['verification']['reason']}")
+        note = delegation_note(entry)
+        if note:
+            steps.console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
         _explain_drop(entry, module, quantized, ref, req.max_drop, steps)
     if not manifest["artifacts"]:
         raise ExportError("no artifact could be built: " + "; ".join(s["reason"] for s in manifest["skipped"]))

@@ -178,7 +178,7 @@ def info(bundle: Path, as_json: bool) -> None:
     if as_json:
         _echo_json(manifest)
         return
-    from sdk_builder.report import summary_table
+    from sdk_builder.report import delegation_note, summary_table
 
     console = _console()
     inp = manifest["input"]
@@ -187,10 +187,9 @@ def info(bundle: Path, as_json: bool) -> None:
     console.print(f"input {inp['shape']} {inp['layout']} {inp['color']} range {inp['range']} "
                   f"mean {inp['mean']} std {inp['std']}; postprocess {manifest['postprocess']}")
     console.print(summary_table(manifest))
-    for art in manifest["artifacts"]:
-        fallbacks = (art.get("delegation") or {}).get("fallback_ops") or []
-        if fallbacks:
-            console.print(f"{art['file']}: not delegated: {', '.join(fallbacks)}")
+    for note in map(delegation_note, manifest["artifacts"]):
+        if note:
+            console.print(note, soft_wrap=True, markup=False)
 
 
 @cli.command()

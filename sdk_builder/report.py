@@ -102,16 +102,25 @@ def write_chart(bundle: Path, manifest: dict) -> Path:
     left.set_xlabel("size (MB)")
     left.set_xlim(0, max(sizes) * 1.25)
     left.invert_yaxis()
-    scored = [(n, e["artifact"] * 100) for n, e in zip(names, evals) if e]
+    scored = [(n, e["artifact"] * 100, bool(e.get("estimated"))) for n, e in zip(names, evals) if e]
     if scored:
-        bars = right.barh([n for n, _ in scored], [v for _, v in scored], color="#55a868")
-        right.bar_label(bars, fmt="%.1f%%", padding=3)
+        bars = right.barh([n for n, _, _ in scored], [v for _, v, _ in scored], color="#55a868",
+                          hatch=["//" if est else "" for _, _, est in scored], edgecolor="white")
+        right.bar_label(bars, labels=[f"{v:.1f}%{' est.' if est else ''}" for _, v, est in scored],
+                        padding=3)
         reference = next(e for e in evals if e)
         right.axvline(reference["pytorch"] * 100, color="black", ls="--", label="PyTorch fp32")
-        low = min(v for _, v in scored + [("", reference["pytorch"] * 100)])
-        right.set_xlim(max(0.0, low - 5), 104)
+        low = min([v for _, v, _ in scored] + [reference["pytorch"] * 100])
+        right.set_xlim(max(0.0, low - 5), 106)
+        right.set_xticks([t for t in right.get_xticks() if max(0.0, low - 5) <= t <= 100])
         right.set_xlabel(f"{reference['metric']} (%) on {reference['samples']} held-out samples")
-        right.legend(loc="lower left")
+        handles, _ = right.get_legend_handles_labels()
+        if any(est for *_, est in scored):
+            from matplotlib.patches import Patch
+
+            handles.append(Patch(facecolor="#55a868", hatch="//", edgecolor="white",
+                                 label="estimated in PyTorch"))
+        right.legend(handles=handles, loc="lower left", fontsize=8)
     else:
         right.text(0.5, 0.5, "no evaluation data", ha="center", transform=right.transAxes)
     fig.suptitle(f"{manifest['model']['name']} — {manifest.get('target', '')} bundle")
@@ -138,8 +147,21 @@ def _selection_lines(manifest: dict) -> list[str]:
     return lines + ["", "![recipes tried](report_recipes.png)", ""]
 
 
+def delegation_note(entry: dict) -> str | None:
+    """One line naming the ops an artifact runs outside its delegate, and why; None if none."""
+    deleg = entry.get("delegation") or {}
+    fallbacks = deleg.get("fallback_ops") or []
+    if not fallbacks:
+        return None
+    counts = deleg.get("fallback_counts") or {}
+    reasons = deleg.get("fallback_reasons") or {}
+    ops = "; ".join(f"{op}{f' ×{counts[op]}' if counts.get(op, 1) > 1 else ''}"
+                    f"{f' ({reasons[op]})' if op in reasons else ''}" for op in fallbacks)
+    return f"{entry['file']}: {deleg.get('delegated_share', 0):.0%} of ops delegated; not delegated: {ops}"
+
+
 def _diagnosis_lines(manifest: dict) -> list[str]:
-    lines = []
+    lines = [f"- {note}" for note in map(delegation_note, manifest["artifacts"]) if note]
     for art in manifest["artifacts"] + [t for t in manifest.get("selection", {}).get("tried", [])
                                         if t.get("worst_layers")]:
         worst = art.get("worst_layers") or art.get("verification", {}).get("worst_layers")

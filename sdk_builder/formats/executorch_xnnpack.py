@@ -22,8 +22,8 @@ from typing import Any
 
 from runtime_py.errors import UsageError
 from sdk_builder.formats import ExportJob, ExportResult, get_format
-from sdk_builder.formats._common import (check_recipe, edge_delegation, prepare_out,
-                                         quiet_toolchains, version)
+from sdk_builder.formats._common import (check_recipe, edge_delegation, partitioner_reasons,
+                                         prepare_out, quiet_toolchains, version)
 from sdk_builder.quantize import calibration_for, pt2e_quantize
 
 RECIPES = get_format("executorch-xnnpack").recipes     # the formats table is the one list
@@ -167,9 +167,10 @@ def lower_to_pte(module: Any, example: Any, partitioners: list, out_path: Path,
         details.update({"quantized_weight_ops": counts["quantized"],
                         "float_weight_ops": counts["float"]})
     _avg_pool_without_padding(ep)
-    edge = to_edge_transform_and_lower(ep, partitioner=partitioners)
+    with partitioner_reasons() as reasons:
+        edge = to_edge_transform_and_lower(ep, partitioner=partitioners)
     edge = edge.transform(ExportedProgramPassManager([_constant_fold_pass()]))
-    delegation = edge_delegation(edge.exported_program().graph_module)
+    delegation = edge_delegation(edge.exported_program().graph_module, reasons)
     program = edge.to_executorch()
     with open(out_path, "wb") as f:
         program.write_to_file(f)
