@@ -1,14 +1,15 @@
 """Per-operator profiles from the runtimes, where the installed runtime build can give one.
 
-profile(runtime, path, example, iters) -> {"available": bool, "source": str,
+profile(runtime, path, example, iters, threads) -> {"available": bool, "source": str,
     "reason": str (when not available), "ops": [{"name", "calls", "total_ms", "avg_ms", "share"}]}
 
+LiteRT: the CompiledModel profiler of libLiteRt.so, reached through its C API in a child
+process (runtime_py.litert_profiler): XNNPACK's own per-operator times plus the builtin
+kernels of ops the delegate did not take.
 ExecuTorch: the program is loaded with enable_etdump=True, run, and the ETDump read with
 executorch.devtools.Inspector. The pip wheel of executorch 1.4.1 is built without the event
 tracer (EXECUTORCH_ENABLE_EVENT_TRACER), so write_etdump_result_to_file writes nothing;
 this is detected and reported, not guessed around.
-LiteRT: ai-edge-litert 2.3.0's Python Interpreter exposes no profiler (the C++
-benchmark_model --enable_op_profiling is not in the wheel), so it is reported as such.
 """
 from __future__ import annotations
 
@@ -20,9 +21,6 @@ import numpy as np
 
 from runtime_py.errors import one_line
 
-LITERT_REASON = ("ai-edge-litert 2.3.0's Python Interpreter has no op-profiling hook (no "
-                 "profiler option; the C++ benchmark_model --enable_op_profiling tool is "
-                 "not shipped in the wheel)")
 ET_REASON = ("the executorch pip pybindings are built without the event tracer "
              "(EXECUTORCH_ENABLE_EVENT_TRACER): enable_etdump=True runs but no ETDump is written")
 
@@ -46,12 +44,16 @@ def aggregate(events: list[tuple[str, float]], top: int | None = None) -> list[d
     return out[:top] if top else out
 
 
-def profile(runtime: str, path: str | Path, example: np.ndarray, iters: int = 20) -> dict:
+def profile(runtime: str, path: str | Path, example: np.ndarray, iters: int = 20,
+            threads: int = 1) -> dict:
     """The per-operator profile of one artifact, or why this runtime build cannot give one."""
     if runtime == "executorch":
         return _executorch(Path(path), example, iters)
     if runtime == "litert":
-        return unavailable("litert", LITERT_REASON)
+        from runtime_py.litert_profiler import profile_litert
+
+        result = profile_litert(path, example, iters, threads)
+        return {**result, "ops": aggregate(result["ops"])}
     return unavailable(runtime, f"no profiler wired for runtime '{runtime}'")
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from runtime_py import bench as hb
 from runtime_py import manifest as mf
 from runtime_py.errors import PocketError, UsageError
+from runtime_py.session import check_artifacts
 
 REFERENCES = ("eager", "onnxruntime")
 DROP_BUDGET = 1.0    # accuracy points an artifact may lose to PyTorch and still count as "best"
@@ -197,6 +198,7 @@ def run_bench(bundle: Path, opts: BenchOptions, say: Callable[[str], None] = lam
     entries, notes = select_artifacts(manifest, opts.artifacts)
     if not entries:
         raise PocketError(f"no artifact of {bundle} runs on this machine; nothing to benchmark")
+    check_artifacts(bundle, manifest, entries)     # time what the manifest vouches for
     x = golden_input(bundle, manifest)
     for e in entries:
         delegation_of(e, bundle)
@@ -220,7 +222,7 @@ def run_bench(bundle: Path, opts: BenchOptions, say: Callable[[str], None] = lam
             say("profiling operators")
             from sdk_builder.bench_extra import profiles
 
-            result["profiles"] = profiles(bundle, entries, x, refs.get("eager"))
+            result["profiles"] = profiles(bundle, entries, x, refs.get("eager"), opts.threads[0])
     if opts.roofline:
         say("measuring this machine's fp32 GEMM peak")
         from sdk_builder.bench_extra import roofline

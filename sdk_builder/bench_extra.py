@@ -28,27 +28,59 @@ def eager_op_profile(module: Any, x: np.ndarray, iters: int = 30, top: int = 12)
     rows.sort(key=lambda r: -r[1])
     ops = [{"name": k, "calls": int(n), "total_ms": ms, "avg_ms": ms / n, "share": ms / total}
            for k, ms, n in rows[:top]]
-    return {"available": True, "source": "pytorch eager (torch.profiler), proxy", "ops": ops}
+    return {"available": True, "source": "pytorch eager (torch.profiler), proxy", "ops": ops,
+            "measured_on": "pytorch eager"}
 
 
-def profiles(bundle: Path, entries: list[dict], x: np.ndarray, eager: Any | None) -> list[dict]:
-    """Per artifact: the runtime's own op profile, or why not plus the eager proxy."""
+def profiles(bundle: Path, entries: list[dict], x: np.ndarray, eager: Any | None,
+             threads: int = 1) -> list[dict]:
+    """Per artifact: the runtime's own op profile or, where the runtime build has none, why
+    and the closest stand-in: the same bundle's LiteRT artifact of the same recipe (the same
+    XNNPACK kernels, timed by LiteRT's profiler), else PyTorch eager."""
     from runtime_py.op_profile import profile
 
-    proxy = eager_op_profile(eager, x) if eager is not None else None
+    own = {e["file"]: profile(e["runtime"], mf.resolve(bundle, e["file"]), x, threads=threads)
+           for e in entries}
+    eager_proxy = None
     out = []
     for e in entries:
-        prof = profile(e["runtime"], mf.resolve(bundle, e["file"]), x)
-        row = {"artifact": e["file"], **prof}
+        row = {"artifact": e["file"], **own[e["file"]], "measured_on": e["file"]}
         row["ops"] = row["ops"][:12]
         deleg = e.get("delegation") or {}
         row["delegation"] = {k: deleg.get(k) for k in ("delegated_share", "delegated_subgraphs",
                                                        "fallback_ops", "fallback_counts")
                              if deleg.get(k) is not None}
-        if not prof["available"] and proxy is not None:
-            row["proxy"] = proxy
+        if not row["available"]:
+            proxy = _litert_twin_profile(bundle, e, x, threads, own)
+            if proxy is None and eager is not None:
+                eager_proxy = eager_proxy or eager_op_profile(eager, x)
+                proxy = eager_proxy
+            if proxy is not None:
+                row["proxy"] = {**proxy, "ops": proxy["ops"][:12]}
         out.append(row)
     return out
+
+
+def _litert_twin_profile(bundle: Path, entry: dict, x: np.ndarray, threads: int,
+                         known: dict[str, dict]) -> dict | None:
+    """The LiteRT profile of the bundle's .tflite with the same recipe as `entry`, labelled as
+    a stand-in; None when there is no such artifact or it cannot be profiled either."""
+    from runtime_py.op_profile import profile
+
+    if entry["runtime"] == "litert":
+        return None
+    manifest = mf.read(bundle)
+    twin = next((a for a in manifest["artifacts"] if a["runtime"] == "litert"
+                 and a["recipe"] == entry["recipe"]), None)
+    if twin is None:
+        return None
+    prof = known.get(twin["file"]) or profile("litert", mf.resolve(bundle, twin["file"]), x,
+                                              threads=threads)
+    if not prof["available"]:
+        return None
+    return {"available": True, "ops": prof["ops"], "measured_on": twin["file"],
+            "source": f"stand-in: {twin['file']} ({prof['source']}); the same model and recipe on "
+                      "the XNNPACK kernels LiteRT links, not this program's own timings"}
 
 
 def roofline(result: dict, macs: int) -> dict:
@@ -132,9 +164,10 @@ def _print_roofline(console: Any, roof: dict | None) -> None:
 
 
 def _print_profiles(console: Any, profs: list[dict] | None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    proxy_shown = False
+    printed: set[str] = set()      # what each table was measured on: print each once
     for p in profs or []:
         deleg = p.get("delegation") or {}
         fb = deleg.get("fallback_counts") or {o: "?" for o in deleg.get("fallback_ops", [])}
@@ -143,17 +176,17 @@ def _print_profiles(console: Any, profs: list[dict] | None) -> None:
                       + (f"; not delegated: {', '.join(f'{k}×{v}' for k, v in fb.items())}" if fb else ""))
         shown = p if p["available"] else p.get("proxy")
         if not p["available"]:
-            console.print(f"  per-op profile not available in this runtime build: {p['reason']}")
-            if shown and proxy_shown:
-                console.print("  (eager proxy profile: see above)")
-                continue
-            proxy_shown = proxy_shown or bool(shown)
+            console.print(f"  no per-op profile from this runtime build: {escape(p['reason'])}")
         if not shown:
             continue
-        table = Table(title=f"top operators ({shown['source']})")
+        if shown["measured_on"] in printed:
+            console.print(f"  (profile of {escape(shown['measured_on'])}: shown above)")
+            continue
+        printed.add(shown["measured_on"])
+        table = Table(title=f"top operators ({escape(shown['source'])})")
         for col in ("op", "calls", "total ms", "avg ms", "share"):
             table.add_column(col, justify="left" if col == "op" else "right")
         for op in shown["ops"][:10]:
-            table.add_row(op["name"], str(op["calls"]), f"{op['total_ms']:.3f}",
+            table.add_row(escape(op["name"]), str(op["calls"]), f"{op['total_ms']:.3f}",
                           f"{op['avg_ms']:.4f}", f"{op['share']:.1%}")
         console.print(table)

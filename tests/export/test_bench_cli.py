@@ -82,8 +82,12 @@ def test_bench_json_validates_and_compares_against_eager_and_onnxruntime(toy_bun
     assert rows["litert.fp32"]["delegated_share"] == 1.0          # read from the runtime at build
     assert {r["name"] for r in data["roofline"]["rows"]} == set(rows)
     assert [p["artifact"].split(".")[1] for p in data["profiles"]] == ["xnnpack", "litert"]
-    for prof in data["profiles"]:
-        assert prof["available"] or prof["reason"]
+    litert, xnnpack = (next(p for p in data["profiles"] if p["artifact"].endswith(suffix))
+                       for suffix in (".tflite", ".pte"))
+    assert litert["available"] and any("Conv" in op["name"] for op in litert["ops"])
+    assert all(op["calls"] % 20 == 0 for op in litert["ops"])     # 20 profiled runs, every op each time
+    if not xnnpack["available"]:          # the pip ExecuTorch has no event tracer: a stand-in
+        assert xnnpack["reason"] and xnnpack["proxy"]["measured_on"] == litert["artifact"]
     assert sorted(data["plots"]) == ["r.latency.png", "r.tradeoff.png"]
     assert (tmp_path / "r.latency.png").is_file()
     metrics = {r["metric"] for r in data["records"]}
@@ -105,3 +109,19 @@ def test_litert_delegation_is_read_from_the_runtime(toy_bundle):
     assert d["total_ops"] >= 4 and d["delegated_ops"] == d["total_ops"]
     assert d["fallback_ops"] == [] and d["delegated_subgraphs"] == 1
     assert np.isclose(d["delegated_share"], 1.0)
+
+
+def test_a_modified_artifact_is_refused_before_it_is_timed(toy_bundle, tmp_path):
+    import shutil
+
+    from sdk_builder.cli import cli
+
+    bundle = Path(shutil.copytree(toy_bundle, tmp_path / "b"))
+    target = next(bundle.glob("*.tflite"))
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    result = CliRunner().invoke(cli, ["bench", str(bundle), "--iters", "2", "--against", "none"])
+    assert result.exit_code != 0
+    assert "does not match the sha256" in str(result.exception)
+    assert not list(tmp_path.glob("*.bench.json"))
