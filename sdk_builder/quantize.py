@@ -85,13 +85,67 @@ def separate_module_calls(graph_module: Any) -> int:
     return relabelled
 
 
-def _prepare_for_annotation(graph_module: Any) -> Any:
+def decompose_hardswish(graph_module: Any) -> int:
+    """Rewrite hardswish(x) as x * hardtanh(x + 3, 0, 6) * (1/6); returns how many.
+
+    For LiteRT int8: a PT2E quantizer that does not annotate hardswish leaves it between a
+    dequantize and a quantize, which the converter fuses into an int8 HARD_SWISH that
+    LiteRT's XNNPACK delegate does not take (it then runs on the builtin kernel and splits
+    the delegate). ADD, RELU6 and MUL in int8 are delegated. The new nodes carry the
+    source_fn_stack tags tracing gives `x + 3` and `x * y`, which is how quantizers find
+    adds and muls, and the hardswish's fake value (all are elementwise, same shape)."""
+    import operator
+
+    import torch
+
+    aten, graph, count = torch.ops.aten, graph_module.graph, 0
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target != aten.hardswish.default:
+            continue
+        x = node.args[0]
+        with graph.inserting_before(node):
+            three, sixth = (_constant(graph_module, node, f"{node.name}_{tag}", value)
+                            for tag, value in (("three", 3.0), ("sixth", 1.0 / 6.0)))
+            steps = [(aten.add.Tensor, (x, three), operator.add),
+                     (aten.hardtanh.default, (None, 0.0, 6.0), torch.nn.functional.hardtanh),
+                     (aten.mul.Tensor, (None, sixth), operator.mul),
+                     (aten.mul.Tensor, (x, None), operator.mul)]
+            prev = None
+            for i, (target, args, source) in enumerate(steps):
+                args = tuple(prev if a is None else a for a in args)
+                prev = graph.call_function(target, args)
+                prev.meta.update({k: v for k, v in node.meta.items() if k != "source_fn_stack"})
+                prev.meta["source_fn_stack"] = [(f"{node.name}_decomposed_{i}", source)]
+        node.replace_all_uses_with(prev)
+        graph.erase_node(node)
+        count += 1
+    if count:
+        graph.lint()
+        graph_module.recompile()
+    return count
+
+
+def _constant(graph_module: Any, like: Any, name: str, value: float) -> Any:
+    """A get_attr node of a constant broadcastable to `like`'s output, with `like`'s rank:
+    a rank-0 constant would make litert-torch's layout pass keep the op in NCHW and wrap it
+    in transposes (its elementwise ops go NHWC only when every input is 4-D)."""
+    import torch
+
+    val = like.meta.get("val")
+    rank = val.dim() if hasattr(val, "dim") else 0
+    graph_module.register_buffer(name, torch.full((1,) * rank, value))
+    return graph_module.graph.get_attr(name)
+
+
+def _prepare_for_annotation(graph_module: Any, rewrites: tuple = ()) -> Any:
     functional_inplace_ops(graph_module)
     separate_module_calls(graph_module)
+    for rewrite in rewrites:
+        rewrite(graph_module)
     return graph_module
 
 
-def _capture(module: Any, example: Any) -> tuple[Any, bool]:
+def _capture(module: Any, example: Any, rewrites: tuple = ()) -> tuple[Any, bool]:
     """torch.export the module for calibration; (graph module, batch_is_dynamic).
 
     Observers cost a near-constant time per call (HistogramObserver re-bins on every
@@ -105,10 +159,10 @@ def _capture(module: Any, example: Any) -> tuple[Any, bool]:
         try:
             ep = torch.export.export(module, (example.expand(2, *example.shape[1:]).clone(),),
                                      dynamic_shapes=({0: batch},))
-            return _prepare_for_annotation(ep.module()), True
+            return _prepare_for_annotation(ep.module(), rewrites), True
         except Exception:  # batch-specialised model (reshape to 1, ...): static capture
             pass
-    return _prepare_for_annotation(torch.export.export(module, (example,)).module()), False
+    return _prepare_for_annotation(torch.export.export(module, (example,)).module(), rewrites), False
 
 
 def _calibration_batches(calibration_iter: Iterable[Any], example: Any, dynamic: bool):
@@ -141,20 +195,22 @@ def _calibration_batches(calibration_iter: Iterable[Any], example: Any, dynamic:
 
 def pt2e_quantize(module: Any, example: Any, quantizer: Any,
                   calibration_iter: Iterable[Any], *,
-                  fold_quantize: bool = True) -> tuple[Any, int]:
+                  fold_quantize: bool = True, rewrites: tuple = ()) -> tuple[Any, int]:
     """Quantize `module` with a PT2E `quantizer`, calibrating on every sample of
     `calibration_iter` (tensors, [N, ...] batches, or (inputs, target) pairs).
 
     Returns (quantized torch.fx.GraphModule with float inputs/outputs and q/dq nodes,
     number of calibration samples seen). `fold_quantize=False` keeps float weights
-    behind quantize/dequantize pairs (what the LiteRT converter expects). The graph may
+    behind quantize/dequantize pairs (what the LiteRT converter expects). `rewrites` are
+    graph passes (e.g. decompose_hardswish) run on the captured graph before annotation,
+    so every model gets them, however it spells the op. The graph may
     have a dynamic batch dimension; exporters re-export it with their static example.
     """
     import torch
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     module = module.eval()
-    captured, dynamic = _capture(module, example)
+    captured, dynamic = _capture(module, example, rewrites)
     prepared = prepare_pt2e(captured, quantizer)
     samples = 0
     with torch.no_grad():

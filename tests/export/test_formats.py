@@ -195,6 +195,17 @@ def test_tflite_io_is_float32(built, recipe):
     assert ("QUANTIZE" in ops) == (recipe == "int8-static")
 
 
+def test_litert_int8_static_keeps_hardswish_on_xnnpack_without_extra_transposes(built):
+    """int8 HARD_SWISH is not an XNNPACK op in LiteRT: the exporter rewrites hardswish so the
+    delegate takes it, with constants shaped so the layout pass adds no transposes."""
+    from runtime_py.delegation import litert_delegation
+
+    int8, fp32 = built[("litert", "int8-static")], built[("litert", "fp32")]
+    assert "HARD_SWISH" not in int8.details["op_counts"]
+    assert "HARD_SWISH" not in litert_delegation(int8.path)["fallback_ops"]
+    assert int8.details["op_counts"].get("TRANSPOSE", 0) == fp32.details["op_counts"].get("TRANSPOSE", 0)
+
+
 @pytest.mark.parametrize("recipe", LITERT)
 def test_tflite_weights_stored_as_recipe_says(built, recipe):
     details = built[("litert", recipe)].details

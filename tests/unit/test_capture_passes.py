@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from sdk_builder.quantize import functional_inplace_ops, separate_module_calls
+from sdk_builder.quantize import decompose_hardswish, functional_inplace_ops, separate_module_calls
 
 
 class ReadsAfterMutation(nn.Module):
@@ -70,3 +70,33 @@ def test_a_module_called_twice_becomes_two_source_partitions():
     partitions = pool_partitions()
     assert len(partitions) == 2 and all(len(p.output_nodes) == 1 for p in partitions)
     assert separate_module_calls(gm) == 0       # idempotent
+
+
+class HardswishThreeWays(nn.Module):
+    """nn.Hardswish (in place), F.hardswish on a 4-D map and on a 2-D tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = nn.Hardswish(inplace=True)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.hardswish(self.act(self.conv(x)) * 3)
+        return nn.functional.hardswish(self.fc(y.mean((2, 3))))
+
+
+def test_hardswish_becomes_add_clamp_mul_with_the_same_outputs():
+    torch.manual_seed(0)
+    model = HardswishThreeWays().eval()
+    x = torch.randn(2, 3, 8, 8) * 4          # covers both clamp edges (x < -3, x > 3)
+    gm = torch.export.export(model, (x,)).module()
+    functional_inplace_ops(gm)
+    assert decompose_hardswish(gm) == 3
+    targets = {str(n.target) for n in gm.graph.nodes if n.op == "call_function"}
+    assert not [t for t in targets if "hardswish" in t]
+    ranks = sorted(getattr(gm, n.target).dim() for n in gm.graph.nodes if n.op == "get_attr"
+                   and "hardswish" in n.target)
+    assert ranks == [2, 2, 4, 4, 4, 4]       # constants with the rank of what they scale
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), model(x))
