@@ -10,7 +10,10 @@ subprocesses: a native crash (signal) is recorded against the case that caused i
 worker is restarted on the next case. Outcome per case: "error" (clean PocketError),
 "ran" (the runtime accepted it: only the sha256 check can catch such corruption),
 "other" (a non-PocketError Python exception: a bug) or "crash" (the process died).
-Prints a JSON summary; exit status 1 if any case was "other" or "crash".
+Every crashing input is then loaded again the way users load it (runtime_py.load with its
+defaults, whose probe runs an unchecked artifact in a child process first): "probe_caught"
+counts those that became a clean error there.
+Prints a JSON summary; exit status 1 if any case was "other", or crashed even with the probe.
 """
 from __future__ import annotations
 
@@ -93,6 +96,11 @@ def main() -> int:
             mode = "describe" if package else False
             outcomes = [o if o in ("ran", "error") else f"{o}:{m}" for o, m in probe([(p, mode) for p in paths])]
             counts = Counter(o.split(":")[0] for o in outcomes)
+            crashed = [p for p, o in zip(paths, outcomes) if o.startswith("crash")]
+            if crashed and not package:
+                guarded = probe([(p, "protected") for p in crashed])
+                counts["probe_caught"] = sum(o == "error" for o, _ in guarded)
+                counts["crash_despite_probe"] = sum(o != "error" for o, _ in guarded)
             bad = [{"kind": k, "outcome": o} for k, o in zip(kinds, outcomes)
                    if o.startswith(("crash", "other"))]
             if args.keep and bad:
@@ -104,7 +112,10 @@ def main() -> int:
                                        "by_kind": dict(Counter(kinds))}
     summary["seconds"] = round(time.time() - start, 1)
     print(json.dumps(summary, indent=2))
-    return 1 if any(isinstance(v, dict) and (v.get("crash") or v.get("other")) for v in summary.values()) else 0
+    failed = any(isinstance(v, dict) and (v.get("other") or v.get("crash_despite_probe") or
+                                          (v.get("crash") and v.get("probe_caught") is None))
+                 for v in summary.values())
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -28,8 +28,11 @@ for line in sys.stdin:
             (coreml if path.endswith(".mlpackage") else executorch).describe(path)
             print("DONE ran ", flush=True)
             continue
-        s = runtime_py.load(path, artifact=artifact or None, check_integrity=integrity == "1",
-                            probe=False)   # straight into the native loader: no safety net
+        if integrity == "protected":      # as a user calls it: defaults, probe included
+            s = runtime_py.load(path, artifact=artifact or None)
+        else:                             # straight into the native loader: no safety net
+            s = runtime_py.load(path, artifact=artifact or None, check_integrity=integrity == "1",
+                                probe=False)
         shape = s.manifest["input"]["shape"] if s.manifest else s._backend.input_shapes[0]
         s.run_raw(np.zeros(shape, np.float32))
         outcome, msg = "ran", ""
@@ -44,12 +47,13 @@ for line in sys.stdin:
 def probe(cases: list[tuple], quiet: bool = True,
           timeout: float = 600) -> list[tuple[str, str]]:
     """Outcome per (path, check_integrity[, artifact]); check_integrity may be "describe"
-    (read the structure with the backend's describe() instead). Restarts after a crash."""
+    (read the structure with the backend's describe() instead) or "protected" (runtime_py.load
+    with its defaults, i.e. with the crash probe). Restarts after a crash."""
     import json
     import os
 
-    cases = [(str(c[0]), c[1] if c[1] == "describe" else str(int(c[1])), c[2] if len(c) > 2 else "")
-             for c in cases]
+    cases = [(str(c[0]), c[1] if c[1] in ("describe", "protected") else str(int(c[1])),
+              c[2] if len(c) > 2 else "") for c in cases]
 
     env = dict(os.environ, PROBE_QUIET="1" if quiet else "")
     results: list[tuple[str, str]] = []
