@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runtime_py.errors import IntegrityError, PocketError
+from runtime_py.errors import IntegrityError, PocketError, one_line
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -30,11 +30,17 @@ def validate(manifest: dict) -> None:
     validator = jsonschema.Draft202012Validator(load_schema("manifest"))
     error = jsonschema.exceptions.best_match(validator.iter_errors(manifest))
     if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        where = "/".join(_printable(p) for p in error.absolute_path) or "(top level)"
         message = error.message
         if error.validator == "pattern" and error.schema == load_schema("manifest")["$defs"]["relpath"]:
             message = f"{error.instance!r} is not a relative path inside the bundle; refusing it"
-        raise ManifestError(f"manifest.json is invalid at {where}: {message}")
+        raise ManifestError(f"manifest.json is invalid at {where}: {one_line(message, 300)}")
+
+
+def _printable(key: object) -> str:
+    """A schema path element for a one-line message: keys with control characters quoted."""
+    text = str(key)
+    return repr(text) if not text.isprintable() else text
 
 
 def read(bundle: str | Path) -> dict:

@@ -8,6 +8,7 @@ import numpy as np
 
 from runtime_py import bench as hb
 from runtime_py import manifest as mf
+from sdk_builder.report import share_text
 
 
 def eager_op_profile(module: Any, x: np.ndarray, iters: int = 30, top: int = 12) -> dict:
@@ -125,7 +126,7 @@ def print_tables(console: Any, result: dict) -> None:
             table.add_row(
                 r["name"], r.get("recipe", ""),
                 _f(r.get("size_bytes") and r["size_bytes"] / 1e6, ".2f"),
-                _f(r.get("accuracy"), ".3f"), _f(r.get("delegated_share"), ".0%"),
+                _f(r.get("accuracy"), ".3f"), share_text(r.get("delegated_share")),
                 _f(r["load_ms"], ".1f"), _f(r["first_ms"], ".2f"), f"{lat['mean_ms']:.3f}",
                 f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}", f"{lat['p99_ms']:.3f}",
                 f"{lat['trimmed_mean_ms']:.3f}", f"{lat['throughput_ips']:.0f}",
@@ -171,7 +172,7 @@ def _print_profiles(console: Any, profs: list[dict] | None) -> None:
     for p in profs or []:
         deleg = p.get("delegation") or {}
         fb = deleg.get("fallback_counts") or {o: "?" for o in deleg.get("fallback_ops", [])}
-        console.print(f"[bold]{p['artifact']}[/]: delegated {_f(deleg.get('delegated_share'), '.0%')} "
+        console.print(f"[bold]{p['artifact']}[/]: delegated {share_text(deleg.get('delegated_share'))} "
                       f"in {deleg.get('delegated_subgraphs', '?')} partition(s)"
                       + (f"; not delegated: {', '.join(f'{k}×{v}' for k, v in fb.items())}" if fb else ""))
         shown = p if p["available"] else p.get("proxy")

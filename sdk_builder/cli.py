@@ -291,6 +291,12 @@ def _terminate_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+def _fail(message: str, exit_code: int) -> None:
+    """The CLI's error contract: one line on stderr ("error: what; how to fix"), exit code."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    sys.exit(exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors on stderr, tracebacks only with --debug."""
     argv = sys.argv[1:] if argv is None else argv
@@ -301,32 +307,25 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()} (see 'pocket --help')", err=True)
-        sys.exit(exc.exit_code)
+        _fail(f"{exc.format_message()} (see 'pocket --help')", exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("error: interrupted; nothing was published", err=True)
-        sys.exit(130)
+        _fail("interrupted; nothing was published", 130)
     except PocketError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     except OSError as exc:   # a file or folder the OS refused (permissions, full disk, ...)
         if debug:
             traceback.print_exc()
         where = f" ({exc.filename})" if exc.filename else ""
-        click.echo(f"error: {exc.strerror or one_line(exc)}{where}; check the path, its "
-                   "permissions and free space", err=True)
-        sys.exit(1)
+        _fail(f"{exc.strerror or one_line(exc)}{where}; check the path, its permissions and free space", 1)
     except MemoryError:
-        click.echo("error: out of memory; use a smaller input or free some memory", err=True)
-        sys.exit(1)
+        _fail("out of memory; use a smaller input or free some memory", 1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if debug:
             traceback.print_exc()
-        click.echo(f"error: internal error {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                   "(rerun with --debug for the traceback and report it)", err=True)
-        sys.exit(1)
+        _fail(f"internal error {type(exc).__name__}: {one_line(exc)} "
+              "(rerun with --debug for the traceback and report it)", 1)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,13 @@ def _fmt(value, spec: str) -> str:
     return format(value, spec)
 
 
+def share_text(share: float | None) -> str:
+    """A delegated share as a percentage that never rounds a partial share up to 100%."""
+    if share is None:
+        return "–"
+    return "100%" if share >= 1 else f"{min(100 * share, 99.9):.1f}%"
+
+
 def fp32_reference_bytes(manifest: dict, fmt: str) -> int:
     """The size an artifact's compression is measured against: the same format's fp32
     artifact when it was built (kept or tried), else the model's parameters as float32."""
@@ -49,7 +56,7 @@ def artifact_rows(manifest: dict) -> list[dict]:
             "artifact_metric": _fmt(ev.get("artifact"), ".2%") + ("*" if ev.get("estimated") else ""),
             "drop": _fmt(ev.get("drop_points"), "+.2f"),
             "agreement": _fmt(ev.get("top1_agreement"), ".2%"),
-            "delegated": _fmt(deleg.get("delegated_share"), ".0%"),
+            "delegated": share_text(deleg.get("delegated_share")),
             "status": ver["status"],
         })
     return rows
@@ -157,7 +164,7 @@ def delegation_note(entry: dict) -> str | None:
     reasons = deleg.get("fallback_reasons") or {}
     ops = "; ".join(f"{op}{f' ×{counts[op]}' if counts.get(op, 1) > 1 else ''}"
                     f"{f' ({reasons[op]})' if op in reasons else ''}" for op in fallbacks)
-    return f"{entry['file']}: {deleg.get('delegated_share', 0):.0%} of ops delegated; not delegated: {ops}"
+    return f"{entry['file']}: {share_text(deleg.get('delegated_share', 0))} of ops delegated; not delegated: {ops}"
 
 
 def _diagnosis_lines(manifest: dict) -> list[str]:

@@ -65,6 +65,9 @@ MANIFEST_CASES = {
     "missing-input-shape": (lambda b, m: _write_raw(b, json.dumps({**m, "input": {k: v for k, v in m["input"].items() if k != "shape"}})),
                             ManifestError, "invalid at input"),
     "no-manifest": (lambda b, m: None, ManifestError, "no manifest.json"),
+    # found by `make fuzz`: a key with a line break made the message two lines long
+    "control-characters-in-a-key": (lambda b, m: _write_raw(b, json.dumps({**m, "toolchain": {"a\nb\r\tc": None}})),
+                                    ManifestError, "invalid at toolchain/'a\\nb\\r\\tc'"),
 }
 
 

@@ -48,3 +48,18 @@ def test_errors_are_one_line_with_non_zero_exit(tmp_path, args, message):
 def test_debug_shows_the_traceback(tmp_path):
     proc = _pocket("--debug", "info", str(tmp_path))
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_a_line_break_echoed_from_an_argument_stays_on_one_line(tmp_path, manifest):
+    from runtime_py import manifest as mf
+    from runtime_py.integrity import sha256_of
+
+    (tmp_path / "m.tflite").write_bytes(b"\0\0\0\0TFL3")
+    manifest["artifacts"] = [{"file": "m.tflite", "format": "litert", "backend": "litert",
+                              "runtime": "litert", "recipe": "fp32", "size_bytes": 8,
+                              "sha256": sha256_of(tmp_path / "m.tflite"), "golden_outputs": [],
+                              "verification": {"status": "passed"}}]
+    mf.write(tmp_path, manifest)
+    proc = _pocket("run", str(tmp_path), "x.png", "-a", "no\nsuch\u2028artifact")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "no artifact 'no such artifact'" in proc.stderr
