@@ -41,9 +41,9 @@ def _latency(result: dict, path: Path) -> Path:
                       label=f"{run['threads']} thread(s)")
         ax.errorbar(xs, ys, yerr=[[e[0][0] for e in errs], [e[1][0] for e in errs]], fmt="none",
                     ecolor="black", elinewidth=0.8, capsize=2)
-        for b, y in zip(bars, ys):
-            ax.annotate(f"{y:.2f}", (b.get_x() + b.get_width() / 2, y), ha="center", va="bottom",
-                        fontsize=7, xytext=(0, 2), textcoords="offset points")
+        for b, y, e in zip(bars, ys, errs):       # above the p90 whisker, not under it
+            ax.annotate(f"{y:.2f}", (b.get_x() + b.get_width() / 2, y + e[1][0]), ha="center",
+                        va="bottom", fontsize=7, xytext=(0, 3), textcoords="offset points")
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("latency, ms (trimmed mean; whisker to p90)")
     lows = [r["latency"]["trimmed_mean_ms"] for run in runs for r in run["rows"]]
