@@ -1,7 +1,7 @@
 """Turn an image (or a ready tensor) into the model's input, as the manifest says.
 
-The same rules are what the Android and iOS demos implement: convert to the colour
-order, resize to H x W bilinearly, map 0..255 onto `range`, then (x - mean) / std
+The same rules are what the Android and iOS demos implement: turn the picture upright
+(EXIF orientation), convert to the colour order, resize to H x W bilinearly, map 0..255 onto `range`, then (x - mean) / std
 unless the graph normalises itself, then lay out as NCHW or NHWC with a batch of 1.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _open_image(x: Any):
 
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     if isinstance(x, Image.Image):
-        return x
+        return _upright(x, own=False)
     if isinstance(x, np.ndarray):
         if x.dtype != np.uint8 or x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] not in (1, 3, 4)):
             raise InputError(f"an image array must be HxW or HxWxC (C in 1, 3, 4) uint8; got "
@@ -57,7 +57,26 @@ def _open_image(x: Any):
         raise InputError(f"{path} is not a readable image ({one_line(exc, 120)})") from None
     if image.width == 0 or image.height == 0:
         raise InputError(f"{path} has no pixels")
-    return image
+    return _upright(image, own=True)
+
+
+def _upright(image, own: bool):
+    """The picture as a gallery shows it: cameras store pixels sideways plus an EXIF
+    Orientation tag (a damaged tag is ignored, not an error). An image we opened is turned
+    in place (no second copy of a large photo); the caller's own image is left untouched."""
+    import warnings
+
+    from PIL import ImageOps
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # Pillow's "Corrupt EXIF data" notes
+            if own:
+                ImageOps.exif_transpose(image, in_place=True)
+                return image
+            return ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError, struct.error):
+        return image
 
 
 def _to_colour(image, color: str) -> np.ndarray:

@@ -122,9 +122,9 @@ def test_preprocess_any_uint8_image_gives_exactly_the_model_tensor(s, h, w, c, s
 @given(s=SPECS, fmt=st.sampled_from(["PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"]),
        mode=st.sampled_from(["L", "RGB", "RGBA", "P", "LA", "I;16", "1", "CMYK"]),
        h=st.integers(1, 48), w=st.integers(1, 48), cut=st.none() | st.integers(0, 400),
-       flips=st.lists(st.integers(0, 10_000), max_size=8))
+       flips=st.lists(st.integers(0, 10_000), max_size=8), orientation=st.none() | st.integers(0, 9))
 def test_decoding_encoded_images_whole_truncated_or_damaged(tmp_path_factory, s, fmt, mode, h, w, cut,
-                                                           flips):
+                                                           flips, orientation):
     from PIL import Image
 
     spec = _spec(s)
@@ -132,9 +132,12 @@ def test_decoding_encoded_images_whole_truncated_or_damaged(tmp_path_factory, s,
     img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
     img = Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16)) if mode == "I;16" else img.convert(mode)
     buf = io.BytesIO()
+    exif = Image.Exif()
+    if orientation is not None:                  # camera photos: pixels sideways + a tag
+        exif[0x0112] = orientation
     try:
-        img.save(buf, format=fmt)
-    except (OSError, ValueError, KeyError):
+        img.save(buf, format=fmt, **({"exif": exif} if orientation is not None else {}))
+    except (OSError, ValueError, KeyError, TypeError):
         return                                   # this format cannot store this mode
     data = bytearray(buf.getvalue())
     for f in flips:

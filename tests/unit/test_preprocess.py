@@ -92,3 +92,19 @@ def test_not_an_image(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="no image file"):
         preprocess(str(tmp_path / "missing.png"), SPEC)
+
+
+def test_exif_orientation_is_applied_as_a_phone_gallery_shows_the_photo(tmp_path):
+    """A camera stores pixels sideways plus an EXIF Orientation tag; the model must get the
+    upright picture (tag 6: rotate 90 degrees clockwise to display)."""
+    from PIL import Image
+
+    upright = np.zeros((4, 4, 3), np.uint8)
+    upright[0, :, 0] = 255                               # a red top row
+    stored = Image.fromarray(upright).rotate(90)        # what the sensor wrote
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "photo.png", exif=exif)
+    want = preprocess(upright, SPEC)
+    np.testing.assert_array_equal(preprocess(str(tmp_path / "photo.png"), SPEC), want)
+    np.testing.assert_array_equal(preprocess(Image.open(tmp_path / "photo.png"), SPEC), want)
