@@ -118,21 +118,24 @@ def test_undamaged_bundle_loads_and_runs(outcomes, fmt):
     assert outcomes[(fmt, "undamaged", "bundle+sha256")] == ("ran", "")
 
 
-CRASHER = Path(__file__).resolve().parents[1] / "fixtures" / "crashers" / "toy_xnnpack_log_abort.pte"
+# stored as .pte.bin: the repository keeps no build outputs, and this is a fixture, not one
+CRASHER = Path(__file__).resolve().parents[1] / "fixtures" / "crashers" / "toy_xnnpack_log_abort.pte.bin"
 
 
 def test_a_file_that_crashes_the_native_runtime_is_caught_by_the_probe(tmp_path):
     """Found by `make fuzz`: a damaged toy .pte whose XNNPACK error log holds invalid UTF-8;
     ExecuTorch's pybind log sink then throws inside C++ and the process aborts. Unverified
     loads (bare artifact, or check_integrity=False) probe in a child process first."""
+    import shutil
     import subprocess
     import sys
 
+    crasher = shutil.copy(CRASHER, tmp_path / "toy_xnnpack_log_abort.pte")
     code = ("import sys, runtime_py\n"
             "from runtime_py.errors import IntegrityError\n"
             "try:\n    runtime_py.load(sys.argv[1])\n"
             "except IntegrityError as e:\n    print('REFUSED', e)\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(CRASHER)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code, str(crasher)], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "REFUSED toy_xnnpack_log_abort.pte crashed the executorch runtime (SIGABRT)" in proc.stdout
