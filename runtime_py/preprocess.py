@@ -1,8 +1,9 @@
 """Turn an image (or a ready tensor) into the model's input, as the manifest says.
 
 The same rules are what the Android and iOS demos implement: turn the picture upright
-(EXIF orientation), convert to the colour order, resize to H x W bilinearly, map 0..255 onto `range`, then (x - mean) / std
-unless the graph normalises itself, then lay out as NCHW or NHWC with a batch of 1.
+(EXIF orientation), convert to the colour order, resize to H x W bilinearly, map 0..255
+onto `range`, then (x - mean) / std unless the graph normalises itself, then lay out as
+NCHW or NHWC with a batch of 1.
 """
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ def profiles(bundle: Path, entries: list[dict], x: np.ndarray, eager: Any | None
 
     own = {e["file"]: profile(e["runtime"], mf.resolve(bundle, e["file"]), x, threads=threads)
            for e in entries}
+    litert_by_recipe = {a["recipe"]: a for a in mf.read(bundle)["artifacts"] if a["runtime"] == "litert"}
     eager_proxy = None
     out = []
     for e in entries:
@@ -52,7 +53,8 @@ def profiles(bundle: Path, entries: list[dict], x: np.ndarray, eager: Any | None
                                                        "fallback_ops", "fallback_counts")
                              if deleg.get(k) is not None}
         if not row["available"]:
-            proxy = _litert_twin_profile(bundle, e, x, threads, own)
+            twin = litert_by_recipe.get(e["recipe"]) if e["runtime"] != "litert" else None
+            proxy = _twin_profile(bundle, twin, x, threads, own) if twin else None
             if proxy is None and eager is not None:
                 eager_proxy = eager_proxy or eager_op_profile(eager, x)
                 proxy = eager_proxy
@@ -62,19 +64,12 @@ def profiles(bundle: Path, entries: list[dict], x: np.ndarray, eager: Any | None
     return out
 
 
-def _litert_twin_profile(bundle: Path, entry: dict, x: np.ndarray, threads: int,
-                         known: dict[str, dict]) -> dict | None:
-    """The LiteRT profile of the bundle's .tflite with the same recipe as `entry`, labelled as
-    a stand-in; None when there is no such artifact or it cannot be profiled either."""
+def _twin_profile(bundle: Path, twin: dict, x: np.ndarray, threads: int,
+                  known: dict[str, dict]) -> dict | None:
+    """The LiteRT profile of `twin` (the bundle's .tflite of the same recipe), labelled as a
+    stand-in; None when it cannot be profiled either."""
     from runtime_py.op_profile import profile
 
-    if entry["runtime"] == "litert":
-        return None
-    manifest = mf.read(bundle)
-    twin = next((a for a in manifest["artifacts"] if a["runtime"] == "litert"
-                 and a["recipe"] == entry["recipe"]), None)
-    if twin is None:
-        return None
     prof = known.get(twin["file"]) or profile("litert", mf.resolve(bundle, twin["file"]), x,
                                               threads=threads)
     if not prof["available"]:

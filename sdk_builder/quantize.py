@@ -102,21 +102,22 @@ def decompose_hardswish(graph_module: Any) -> int:
     for node in list(graph.nodes):
         if node.op != "call_function" or node.target != aten.hardswish.default:
             continue
+
+        def op(target: Any, args: tuple, source: Any, step: int) -> Any:
+            new = graph.call_function(target, args)
+            new.meta.update({k: v for k, v in node.meta.items() if k != "source_fn_stack"})
+            new.meta["source_fn_stack"] = [(f"{node.name}_decomposed_{step}", source)]
+            return new
+
         x = node.args[0]
         with graph.inserting_before(node):
-            three, sixth = (_constant(graph_module, node, f"{node.name}_{tag}", value)
-                            for tag, value in (("three", 3.0), ("sixth", 1.0 / 6.0)))
-            steps = [(aten.add.Tensor, (x, three), operator.add),
-                     (aten.hardtanh.default, (None, 0.0, 6.0), torch.nn.functional.hardtanh),
-                     (aten.mul.Tensor, (None, sixth), operator.mul),
-                     (aten.mul.Tensor, (x, None), operator.mul)]
-            prev = None
-            for i, (target, args, source) in enumerate(steps):
-                args = tuple(prev if a is None else a for a in args)
-                prev = graph.call_function(target, args)
-                prev.meta.update({k: v for k, v in node.meta.items() if k != "source_fn_stack"})
-                prev.meta["source_fn_stack"] = [(f"{node.name}_decomposed_{i}", source)]
-        node.replace_all_uses_with(prev)
+            three = _constant(graph_module, node, f"{node.name}_three", 3.0)
+            sixth = _constant(graph_module, node, f"{node.name}_sixth", 1.0 / 6.0)
+            shifted = op(aten.add.Tensor, (x, three), operator.add, 0)
+            gate = op(aten.hardtanh.default, (shifted, 0.0, 6.0), torch.nn.functional.hardtanh, 1)
+            scaled_gate = op(aten.mul.Tensor, (gate, sixth), operator.mul, 2)
+            out = op(aten.mul.Tensor, (x, scaled_gate), operator.mul, 3)
+        node.replace_all_uses_with(out)
         graph.erase_node(node)
         count += 1
     if count:
