@@ -35,3 +35,13 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     """An exception's text folded onto one line, for error messages."""
     text = " ".join(str(exc).split())
     return text[:limit] or type(exc).__name__
+
+
+def signal_name(returncode: int) -> str:
+    """'SIGSEGV' for a child process killed by signal 11 (returncode -11)."""
+    import signal
+
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"

@@ -30,13 +30,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from runtime_py.errors import one_line, signal_name
+from runtime_py.op_profile import unavailable
 
 SOURCE = "litert CompiledModel profiler (XNNPACK)"
 KEPT_EVENT_TYPES = (2, 4, 8)
@@ -74,11 +76,8 @@ def profile_litert(path: str | Path, example: np.ndarray, iters: int = 20, threa
         except subprocess.TimeoutExpired:
             return _unavailable(f"the LiteRT profiler did not finish within {TIMEOUT_S} s")
     if proc.returncode < 0:
-        try:
-            what = f"crashed ({signal.Signals(-proc.returncode).name})"
-        except ValueError:
-            what = f"crashed (signal {-proc.returncode})"
-        return _unavailable(f"the LiteRT profiler {what}" + _detail(proc.stderr))
+        return _unavailable(f"the LiteRT profiler crashed ({signal_name(proc.returncode)})"
+                            + _detail(proc.stderr))
     if proc.returncode > 0:       # a Python error in the child: its last stderr line says which
         return _unavailable(f"the LiteRT profiler exited with {proc.returncode}" + _detail(proc.stderr, True))
     try:
@@ -91,7 +90,7 @@ def profile_litert(path: str | Path, example: np.ndarray, iters: int = 20, threa
 
 
 def _unavailable(reason: str) -> dict:
-    return {"available": False, "source": SOURCE, "reason": " ".join(reason.split())[:400], "ops": []}
+    return unavailable(SOURCE, one_line(reason, 400))
 
 
 def _detail(stderr: str, python_error: bool = False) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 
 from runtime_py import manifest as mf
 from runtime_py.backends import open_backend
-from runtime_py.errors import IntegrityError, PocketError, UnsupportedError, UsageError
+from runtime_py.errors import IntegrityError, PocketError, UnsupportedError, UsageError, signal_name
 from runtime_py.integrity import sha256_of
 from runtime_py.postprocess import get_postprocessor
 from runtime_py.preprocess import preprocess
@@ -177,7 +177,6 @@ def probe_artifact(path: Path, runtime: str) -> None:
     """Load + run `path` once in a child process; IntegrityError if the runtime crashed.
     A clean error in the child is left for the in-process load to raise."""
     import os
-    import signal
     import subprocess
     import sys
 
@@ -197,11 +196,8 @@ def probe_artifact(path: Path, runtime: str) -> None:
         raise IntegrityError(f"{path.name} hung the {runtime} runtime in a probe process; the file "
                              "is corrupt: rebuild or re-download it") from None
     if proc.returncode < 0:
-        try:
-            name = signal.Signals(-proc.returncode).name
-        except ValueError:
-            name = f"signal {-proc.returncode}"
-        raise IntegrityError(f"{path.name} crashed the {runtime} runtime ({name}) in a probe process; "
+        raise IntegrityError(f"{path.name} crashed the {runtime} runtime "
+                             f"({signal_name(proc.returncode)}) in a probe process; "
                              "the file is corrupt: rebuild or re-download it")
     with _PROBE_LOCK:
         _PROBED.add(key)
