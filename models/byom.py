@@ -5,10 +5,9 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from models.registry import InputSpec, ModelSpec, OutputSpec
+from models.spec import InputSpec, ModelSpec, OutputSpec
+from models.tasks import get_task
 from runtime_py.errors import PocketError, UsageError
-
-TASKS = ("classification", "segmentation", "depth", "saliency", "raw")
 
 
 def _load_factory(ref: str):
@@ -52,8 +51,7 @@ def spec_from_file(ref: str, input_shape: tuple[int, ...], task: str = "raw",
                    labels_file: Path | None = None, mean: tuple[float, ...] | None = None,
                    std: tuple[float, ...] | None = None) -> ModelSpec:
     """A ModelSpec for `path.py:factory`, whose factory returns an nn.Module."""
-    if task not in TASKS:
-        raise UsageError(f"unknown task '{task}'; choose one of {', '.join(TASKS)}")
+    task_row = get_task(task)
     if len(input_shape) != 4 or min(input_shape) < 1:
         raise UsageError(f"--input-shape takes N,C,H,W with positive sizes, got {list(input_shape)}")
     path, factory = _load_factory(ref)
@@ -69,8 +67,7 @@ def spec_from_file(ref: str, input_shape: tuple[int, ...], task: str = "raw",
     input_spec = InputSpec(shape=tuple(input_shape), color="GRAY" if channels == 1 else "RGB",
                            mean=mean, std=std)
     outputs = _output_specs(factory(), input_spec.shape)
-    postprocess = {"kind": "classify", "top_k": 5, "softmax": True} if task == "classification" \
-        else {"kind": "raw"}
+    postprocess = task_row.default_postprocess()
     spec = ModelSpec(build=factory, task=task, input=input_spec, outputs=outputs,
                      postprocess=postprocess, labels=labels,
                      description=f"user model {path.name}:{factory.__name__}")

@@ -1,10 +1,13 @@
-"""Train Bias Loss and cross-entropy with one recipe and write the model card.
+"""Train a zoo model's ablation arms over seeds and write its model card from the runs.
 
-    python -m models.card skipnet_m [--seeds 0 1 2] [--epochs N] [--jobs 2]
+    python -m models.card NAME [--seeds 0 1 2] [--epochs N] [--jobs 2] [--log-dir runs/] [--reuse]
 
-Each run is a `python -m models.train` subprocess (1 thread each, `--jobs` at a time).
-The Bias Loss run with the first seed becomes the committed weights. Every number in
-models/cards/<name>.json and <name>.md comes from these runs.
+Each run is a `python -m models.train` subprocess (1 thread each, `--jobs` at a time). The
+first variant with the first seed becomes the committed weights. Every number in
+models/cards/<name>.json and <name>.md comes from these runs. Runs are named by what was
+trained (model, loss, recipe, seed), so with a shared `--log-dir` and `--reuse` a model
+whose card needs the same run (e.g. a baseline trained as another card's ablation arm)
+reads it instead of training it again.
 """
 from __future__ import annotations
 
@@ -19,47 +22,51 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from models import data
 from models.layers import count_macs, count_params
 from models.registry import get
-from models.train import Recipe
+from models.spec import ModelSpec, Variant
+from models.train import Recipe, evaluate, recipe_for
 
 CARDS_DIR = Path(__file__).parent / "cards"
+REPO = Path(__file__).resolve().parent.parent
 
 
-def _run(name: str, loss: str, seed: int, epochs: int, workdir: Path,
-         reuse: bool = False) -> dict:
-    """One training subprocess; returns its result dict (with weights path).
-
-    With `reuse`, a finished run already in `workdir` (same epochs) is read, not retrained.
-    """
-    out = workdir / f"{name}.{loss}.seed{seed}.safetensors"
-    res = workdir / f"{name}.{loss}.seed{seed}.json"
-    log = workdir / f"{name}.{loss}.seed{seed}.log"
-    if reuse and res.is_file() and out.is_file():
-        result = json.loads(res.read_text())
-        if result["recipe"]["epochs"] == epochs and result["recipe"]["loss"] == loss:
-            return result | {"weights_file": str(out)}
-    cmd = [sys.executable, "-m", "models.train", name, "--loss", loss, "--seed", str(seed),
-           "--epochs", str(epochs), "--threads", "1", "--out", str(out),
-           "--result-json", str(res)]
-    with open(log, "w") as fh:
-        subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT,
-                       cwd=Path(__file__).resolve().parent.parent)
-    result = json.loads(res.read_text())
-    result["weights_file"] = str(out)
-    return result
+def variants(spec: ModelSpec) -> tuple[Variant, ...]:
+    return spec.training.variants or (Variant(spec.name, spec.name),)
 
 
-def _summary(runs: list[dict]) -> dict:
-    accs = [r["heldout_acc"] for r in runs]
-    return {"per_seed": {str(r["recipe"]["seed"]): r["heldout_acc"] for r in runs},
-            "mean": statistics.fmean(accs),
-            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+def _run_name(spec: ModelSpec, recipe: Recipe) -> str:
+    arm = next(a for a in variants(spec) if a.key == recipe.variant)
+    trained = arm.model or spec.name
+    what = {k: v for k, v in asdict(recipe).items() if k not in ("variant", "threads")}
+    digest = hashlib.sha256(json.dumps([trained, what], sort_keys=True).encode()).hexdigest()[:10]
+    return f"{trained}.{recipe.loss}.seed{recipe.seed}.{digest}"
+
+
+def _run(spec: ModelSpec, recipe: Recipe, workdir: Path, reuse: bool) -> dict:
+    """One training subprocess (or a finished one read back); result dict + weights path."""
+    stem = workdir / _run_name(spec, recipe)
+    out, res, log = (stem.with_name(stem.name + ext) for ext in (".safetensors", ".json", ".log"))
+    if not (reuse and res.is_file() and out.is_file()):
+        cmd = [sys.executable, "-m", "models.train", spec.name, "--variant", recipe.variant,
+               "--seed", str(recipe.seed), "--epochs", str(recipe.epochs), "--threads", "1",
+               "--out", str(out), "--result-json", str(res)]
+        with open(log, "w") as fh:
+            subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
+    return json.loads(res.read_text()) | {"weights_file": str(out), "variant": recipe.variant}
+
+
+def _summary(arm: Variant, runs: list[dict]) -> dict:
+    values = [r["headline"] for r in runs]
+    return {"label": arm.label, "model": arm.model, "loss": arm.loss,
+            "per_seed": {str(r["recipe"]["seed"]): r["headline"] for r in runs},
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "train_seconds": [r["train_seconds"] for r in runs]}
 
 
@@ -67,73 +74,99 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build_card(name: str, seeds: list[int], epochs: int, jobs: int, log_dir: Path,
+def _install_weights(spec: ModelSpec, run: dict) -> Path:
+    committed = spec.weights_path()
+    committed.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run["weights_file"], committed)
+    return committed
+
+
+def train_all(spec: ModelSpec, seeds: list[int], epochs: int | None, jobs: int,
+              log_dir: Path, reuse: bool) -> dict[str, list[dict]]:
+    """Every variant x seed, `jobs` subprocesses at a time: {variant key: [run, ...]}."""
+    plan = [recipe_for(spec, arm.key, seed=s, epochs=epochs) for s in seeds for arm in variants(spec)]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = list(pool.map(lambda r: _run(spec, r, log_dir, reuse), plan))
+    return {arm.key: [r for r in runs if r["variant"] == arm.key] for arm in variants(spec)}
+
+
+def build_card(name: str, seeds: list[int], epochs: int | None, jobs: int, log_dir: Path,
                reuse: bool = False) -> dict:
     """Run all trainings, install the committed weights, return the card's numbers."""
     spec = get(name)
-    plan = [(loss, s) for s in seeds for loss in ("bias", "ce")]
     t0 = time.time()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(lambda p: _run(name, p[0], p[1], epochs, log_dir, reuse),
-                                plan))
-    by_loss = {loss: [r for r, (l2, _) in zip(results, plan) if l2 == loss]
-               for loss in ("bias", "ce")}
-    committed = spec.weights_path()
-    committed.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(by_loss["bias"][0]["weights_file"], committed)
-    final = spec.load()
-    ev = data.evaluation()
-    from models.train import evaluate
-
-    model = spec.build()
+    by_variant = train_all(spec, seeds, epochs, jobs, log_dir, reuse)
+    committed_variant = variants(spec)[0]
+    committed = _install_weights(spec, by_variant[committed_variant.key][0])
+    model = spec.load()
+    inputs, targets = spec.data.heldout()
+    recipe = recipe_for(spec, epochs=epochs)
     return {
-        "model": name,
+        "model": name, "task": spec.task, "paper": spec.card.paper,
         "description": spec.description,
-        "params": count_params(model),
-        "macs": count_macs(model, spec.input.shape),
+        "params": count_params(model), "macs": count_macs(model, spec.input.shape),
         "input_shape": list(spec.input.shape),
-        "feature_map_shape": list(model.forward_features(torch.zeros(spec.input.shape)).shape),
-        "weights_file": committed.name,
-        "weights_bytes": committed.stat().st_size,
+        "weights_file": committed.name, "weights_bytes": committed.stat().st_size,
         "weights_sha256": _sha256(committed),
-        "committed_run": {"loss": "bias", "seed": seeds[0]},
-        "committed_heldout_acc": evaluate(final, ev.inputs, ev.targets),
-        "recipe": Recipe(loss="<bias|ce>", epochs=epochs, seed=-1).__dict__ | {"seed": seeds},
+        "metric": spec.task_row.metric, "higher_is_better": spec.task_row.higher_is_better,
+        "heldout_samples": len(inputs),
+        "committed": {"variant": committed_variant.key, "seed": seeds[0],
+                      "heldout": evaluate(model, spec, inputs, targets)},
+        "recipe": asdict(replace(recipe, variant="<variant>", loss="<variant's>", seed=-1)),
         "seeds": seeds,
-        "results": {loss: _summary(runs) for loss, runs in by_loss.items()},
-        "histories": {f"{r['recipe']['loss']}/seed{r['recipe']['seed']}": r["history"]
-                      for r in results},
+        "variants": {key: _summary(next(a for a in variants(spec) if a.key == key), runs)
+                     for key, runs in by_variant.items()},
+        "histories": {f"{r['variant']}/seed{r['recipe']['seed']}": r["history"]
+                      for runs in by_variant.values() for r in runs},
+        "analysis": spec.card.analysis(model, spec) if spec.card.analysis else {},
         "wall_seconds_all_runs": round(time.time() - t0, 1),
         "command": f"python -m models.card {name} --seeds {' '.join(map(str, seeds))} "
-                   f"--epochs {epochs} --jobs {jobs}",
-        "command_weights_only": f"python -m models.train {name} --loss bias --seed {seeds[0]} "
-                                f"--epochs {epochs} --threads 1 "
+                   f"--epochs {recipe.epochs} --jobs {jobs}",
+        "command_weights_only": f"python -m models.train {name} --seed {seeds[0]} "
+                                f"--epochs {recipe.epochs} --threads 1 "
                                 f"--out models/weights/{committed.name}",
         "environment": {"torch": torch.__version__, "python": platform.python_version(),
                         "machine": platform.machine(), "threads_per_run": 1, "jobs": jobs},
     }
 
 
+def write_card(card: dict) -> Path:
+    """models/cards/<name>.json and .md from the numbers dict."""
+    from models.card_md import render
+
+    CARDS_DIR.mkdir(parents=True, exist_ok=True)
+    (CARDS_DIR / f"{card['model']}.json").write_text(json.dumps(card, indent=2) + "\n")
+    path = CARDS_DIR / f"{card['model']}.md"
+    path.write_text(render(card, get(card["model"])))
+    return path
+
+
+def read_card(name: str) -> dict | None:
+    """The committed card numbers of a model, or None when it has no card yet."""
+    path = CARDS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.card", description=__doc__.split("\n")[0])
     p.add_argument("model")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=Recipe.epochs)
+    p.add_argument("--epochs", type=int, default=None, help="default: the spec's recipe")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--log-dir", type=Path, default=None, help="run logs (default: a /tmp dir)")
     p.add_argument("--reuse", action="store_true",
                    help="reuse finished runs found in --log-dir instead of retraining")
+    p.add_argument("--render-only", action="store_true",
+                   help="re-render the .md from the committed .json (no training)")
     args = p.parse_args(argv)
+    if args.render_only:
+        print(f"wrote {write_card(read_card(args.model))}")
+        return 0
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix=f"{args.model}-card-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f"run logs in {log_dir}")
     card = build_card(args.model, args.seeds, args.epochs, args.jobs, log_dir, args.reuse)
-    from models.card_md import render
-
-    CARDS_DIR.mkdir(parents=True, exist_ok=True)
-    (CARDS_DIR / f"{args.model}.json").write_text(json.dumps(card, indent=2) + "\n")
-    (CARDS_DIR / f"{args.model}.md").write_text(render(card))
-    print(f"wrote {CARDS_DIR / (args.model + '.md')}")
+    print(f"wrote {write_card(card)}")
     return 0
 
 

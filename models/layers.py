@@ -84,35 +84,20 @@ def count_params(module: nn.Module) -> int:
 
 
 def count_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one forward pass at `input_shape`, counted on Conv2d/Linear.
+    """Multiply-accumulates of one eval-mode forward pass at `input_shape`, per input sample.
 
-    Uses forward hooks on an eval-mode pass; BN, activations, pooling and adds are ignored
-    (the usual convention). The module's train/eval mode is restored afterwards.
+    Counted with torch's FlopCounterMode (MACs = FLOPs / 2): convolutions, linears and
+    matmuls (mm/bmm/addmm), whatever their inner batch (e.g. patches routed to an encoder);
+    BN, activations, pooling and elementwise ops are ignored (the usual convention). The
+    module's train/eval mode is restored afterwards.
     """
-    total = 0
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def conv_hook(m: nn.Conv2d, _inp: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-        total += out.numel() // out.shape[0] * k
-
-    def linear_hook(m: nn.Linear, _inp: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        total += out.numel() // out.shape[0] * m.in_features
-
-    handles = []
-    for sub in module.modules():
-        if isinstance(sub, nn.Conv2d):
-            handles.append(sub.register_forward_hook(conv_hook))
-        elif isinstance(sub, nn.Linear):
-            handles.append(sub.register_forward_hook(linear_hook))
     was_training = module.training
     try:
         module.eval()
-        with torch.no_grad():
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
             module(torch.zeros(input_shape))
     finally:
-        for h in handles:
-            h.remove()
         module.train(was_training)
-    return total
+    return counter.get_total_flops() // 2 // input_shape[0]

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from runtime_py import dense
 from runtime_py.errors import PocketError, did_you_mean
 
 
@@ -37,7 +39,7 @@ def _top_k_large(scores: np.ndarray, k: int, use_softmax: bool) -> tuple[list[in
     return order.tolist(), scores[order].tolist()
 
 
-Postprocessor = Callable[[list[np.ndarray]], dict]
+Postprocessor = Callable[..., dict]     # (outputs, image_size=None) -> answer
 
 
 def classify(params: dict, labels: list[str] | None) -> Postprocessor:
@@ -50,7 +52,7 @@ def classify(params: dict, labels: list[str] | None) -> Postprocessor:
     def label(i: int) -> str:
         return labels[i] if labels and i < len(labels) else str(i)
 
-    def post(outputs: list[np.ndarray]) -> dict:
+    def post(outputs: list[np.ndarray], image_size=None) -> dict:
         scores = outputs[0].ravel()
         k = min(top_k, scores.size)
         if scores.size <= SMALL_HEAD:
@@ -65,19 +67,43 @@ def classify(params: dict, labels: list[str] | None) -> Postprocessor:
 
 def raw(params: dict, labels: list[str] | None) -> Postprocessor:
     """The runtime's outputs, untouched."""
-    return lambda outputs: {"outputs": outputs}
+    return lambda outputs, image_size=None: {"outputs": outputs}
 
 
-# kind -> factory(params, labels) -> post(outputs); the factory reads its parameters once
-POSTPROCESSORS: dict[str, Callable[[dict, list[str] | None], Postprocessor]] = {
-    "classify": classify,
-    "raw": raw,
+def classify_lines(result: dict) -> list[str]:
+    return [f"{item['label']:>12}  {item['score']:.4f}" for item in result["top_k"]]
+
+
+def raw_lines(result: dict) -> list[str]:
+    return [f"output {i}: shape {list(o.shape)}, min {float(o.min()):.4g}, max {float(o.max()):.4g}"
+            for i, o in enumerate(result["outputs"])]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A postprocess kind: factory(params, labels) -> post(outputs, image_size), read once
+    per Session; `lines` is what `pocket run` prints; `draw` (runtime_py.render) the picture."""
+
+    factory: Callable[[dict, list[str] | None], Postprocessor]
+    lines: Callable[[dict], list[str]]
+    draw: str | None = None
+
+
+POSTPROCESSORS: dict[str, Kind] = {
+    "classify": Kind(classify, classify_lines),
+    "segment": Kind(dense.segment, dense.segment_lines, "segment"),
+    "heatmap": Kind(dense.heatmap, dense.heatmap_lines, "heatmap"),
+    "raw": Kind(raw, raw_lines),
 }
 
 
-def get_postprocessor(kind: str) -> Callable[[dict, list[str] | None], Postprocessor]:
-    """The factory of a postprocess kind; bind it once with (params, labels)."""
+def get_kind(kind: str) -> Kind:
     if kind not in POSTPROCESSORS:
         raise PocketError(f"unknown postprocess kind '{kind}'{did_you_mean(kind, POSTPROCESSORS)}; "
                           "this runtime_py is older than the bundle: upgrade pocketvision")
     return POSTPROCESSORS[kind]
+
+
+def get_postprocessor(kind: str) -> Callable[[dict, list[str] | None], Postprocessor]:
+    """The factory of a postprocess kind; bind it once with (params, labels)."""
+    return get_kind(kind).factory

@@ -31,7 +31,9 @@ def input_hw(spec: dict) -> tuple[int, int, int]:
     return shape[1], shape[2], shape[3]
 
 
-def _open_image(x: Any):
+def open_image(x: Any):
+    """An image path, PIL image or uint8 array as an upright PIL image (EXIF orientation
+    applied); InputError for anything that is not a readable picture."""
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
@@ -100,7 +102,7 @@ def image_to_tensor(x: Any, spec: dict) -> np.ndarray:
     from PIL import Image
 
     height, width, _ = input_hw(spec)
-    image = _open_image(x)
+    image = open_image(x)
     if image.size != (width, height):
         if image.mode not in ("L", "RGB", "RGBA"):
             image = Image.fromarray(_to_colour(image, "RGB"))

@@ -12,7 +12,7 @@ from runtime_py.backends import open_backend
 from runtime_py.errors import IntegrityError, PocketError, UnsupportedError, UsageError, signal_name
 from runtime_py.integrity import sha256_of
 from runtime_py.postprocess import get_postprocessor
-from runtime_py.preprocess import preprocess
+from runtime_py.preprocess import image_to_tensor, is_ready_tensor, open_image, preprocess
 
 RUNTIME_BY_SUFFIX = {".pte": "executorch", ".tflite": "litert", ".mlpackage": "coreml"}
 
@@ -30,6 +30,7 @@ class Session:
         self._entry = entry
         self._threads = threads
         runtime = entry["runtime"] if entry else RUNTIME_BY_SUFFIX[artifact_path.suffix]
+        self._runtime = runtime
         self._backend = open_backend(runtime, artifact_path, threads=threads)
         self._lock = threading.Lock()
         self._labels = _read_labels(bundle, manifest) if manifest else None
@@ -40,6 +41,17 @@ class Session:
     def manifest(self) -> dict | None:
         """The bundle's manifest (None for a bare artifact)."""
         return self._manifest
+
+    @property
+    def backend(self) -> str:
+        """Which runtime executes this artifact here, e.g. 'executorch/xnnpack'."""
+        delegate = self._entry.get("backend") if self._entry else None
+        return f"{self._runtime}/{delegate}" if delegate and delegate != self._runtime else self._runtime
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The bundle's labels (None for a bare artifact or a model without labels)."""
+        return self._labels
 
     @property
     def info(self) -> dict | None:
@@ -73,11 +85,14 @@ class Session:
             return self._backend.run([tensor])
 
     def run(self, x: Any) -> dict:
-        """Preprocess, run, postprocess. Returns the postprocessed answer as a dict."""
-        outputs = self.run_raw(self.preprocess(x))
-        if self._manifest is None:
-            return {"outputs": outputs}
-        return self._post(outputs)
+        """Preprocess, run, postprocess. Returns the postprocessed answer as a dict; dense
+        answers (class maps, depth maps) come at the size of the image passed in."""
+        if self._manifest is None or is_ready_tensor(x):
+            outputs = self.run_raw(self.preprocess(x))
+            return {"outputs": outputs} if self._manifest is None else self._post(outputs)
+        image = open_image(x)
+        outputs = self.run_raw(image_to_tensor(image, self._manifest["input"]))
+        return self._post(outputs, image.size)
 
 
 def _read_labels(bundle: Path, manifest: dict) -> list[str] | None:

@@ -61,6 +61,15 @@ def parse_against(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _task_metric(manifest: dict) -> str | None:
+    """The task metric the build measured on the evaluation split (e.g. top1_accuracy, miou)."""
+    for entry in manifest["artifacts"]:
+        metric = ((entry.get("verification") or {}).get("evaluation") or {}).get("metric")
+        if metric:
+            return metric
+    return None
+
+
 def short_name(model: str, entry: dict) -> str:
     """'skipnet_m.xnnpack.int8-static.pte' -> 'xnnpack.int8-static'."""
     stem = entry["file"].rsplit(".", 1)[0]
@@ -206,7 +215,8 @@ def run_bench(bundle: Path, opts: BenchOptions, say: Callable[[str], None] = lam
     result: dict = {"schema_version": hb.SCHEMA_VERSION, "kind": "pocketvision.bench",
                     "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "bundle": str(bundle), "target": manifest.get("target", ""),
-                    "model": {k: manifest["model"][k] for k in ("name", "params", "macs")},
+                    "model": {**{k: manifest["model"][k] for k in ("name", "task", "params", "macs")},
+                              "metric": _task_metric(manifest)},
                     "settings": {"threads": opts.threads, "warmup": opts.warmup, "iters": opts.iters,
                                  "against": opts.against, "interleaved": True,
                                  "statistic": "trimmed_mean_ms (middle 80%)"},

@@ -111,7 +111,7 @@ def print_tables(console: Any, result: dict) -> None:
                   f"{result['settings']['warmup']}; latency = trimmed mean (middle 80%)")
     for run in result["runs"]:
         table = Table(title=f"{run['threads']} thread(s)")
-        cols = ("candidate", "recipe", "size MB", "acc", "deleg", "load ms", "1st ms", "mean",
+        cols = ("candidate", "recipe", "size MB", result["model"].get("metric") or "metric", "deleg", "load ms", "1st ms", "mean",
                 "p50", "p90", "p99", "trim ms", "inf/s", "peak MB", "×eager", "×ORT", "×fp32",
                 "run_raw +%", "run +%")
         for col in cols:

@@ -77,7 +77,8 @@ def _tradeoff(result: dict, path: Path) -> Path | None:
     panels = (("size, MB", [r["size_bytes"] / 1e6 for r in rows], "{:.2f}"),
               (f"latency, ms ({run['threads']} thread(s))",
                [r["latency"]["trimmed_mean_ms"] for r in rows], "{:.3f}"),
-              ("accuracy, % (evaluation split)", [100 * r["accuracy"] for r in rows], "{:.1f}"))
+              (f"{result['model'].get('metric') or 'task metric'}, % (evaluation split)",
+               [100 * r["accuracy"] for r in rows], "{:.1f}"))
     for ax, (label, values, fmt) in zip(axes, panels):
         ax.barh(list(ys), values, color=_ART_COLOR, height=0.6)
         for y, v in zip(ys, values):
@@ -101,7 +102,8 @@ def _tradeoff(result: dict, path: Path) -> Path | None:
     axes[2].set_xlim(max(0.0, min(accs) - 2.0), min(100.0, max(accs) + 1.0))
     axes[1].set_xlim(0, max(top, max(panels[1][1]) * 1.3))
     axes[0].set_yticks(list(ys), names)
-    fig.suptitle(f"{result['model']['name']}: size / latency / accuracy per artifact", fontsize=9)
+    fig.suptitle(f"{result['model']['name']}: size / latency / {result['model'].get('metric') or 'task metric'} "
+                 "per artifact", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

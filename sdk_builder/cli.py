@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from runtime_py.errors import PocketError, one_line
+from models.tasks import TASK_NAMES, TASKS
 from sdk_builder.formats import FORMATS, RECIPES, TARGETS
 
 BUNDLE = click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path)
@@ -61,10 +62,9 @@ def cli(debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_cmd(as_json: bool) -> None:
     """List zoo models, formats with their recipes, and targets."""
-    from models.registry import items
+    from models.catalog import millions, zoo_rows
 
-    models = [{"name": n, "task": s.task, "input": list(s.input.shape), "description": s.description}
-              for n, s in items()]
+    models = zoo_rows()
     formats = [{"name": f.name, "suffix": f.suffix, "runs_on": f.runs_on, "recipes": list(f.recipes),
                 "verified_here": f.verified_here} for f in FORMATS]
     targets = {t: [f"{f}:{r}" for f, r in pairs] for t, pairs in TARGETS.items()}
@@ -75,10 +75,11 @@ def list_cmd(as_json: bool) -> None:
 
     console = _console()
     table = Table(title="models")
-    for col in ("name", "task", "input", "description"):
+    for col in ("name", "task", "input", "params", "MACs", "held-out", "description"):
         table.add_column(col)
     for m in models:
-        table.add_row(m["name"], m["task"], "×".join(map(str, m["input"])), m["description"])
+        table.add_row(m["name"], m["task"], "×".join(map(str, m["input"])), millions(m["params"]),
+                      millions(m["macs"]), m["headline"], m["description"])
     console.print(table)
     table = Table(title="formats")
     for col in ("format", "file", "recipes", "runs on", "verified here"):
@@ -88,6 +89,18 @@ def list_cmd(as_json: bool) -> None:
     console.print(table)
     for target, pairs in targets.items():
         console.print(f"[bold]{target}[/]: {', '.join(pairs)}")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                             "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def train(args: tuple[str, ...]) -> None:
+    """Train a zoo model from its spec (python -m models.train; --help for its options)."""
+    from models.train import main as train_main
+
+    code = train_main(list(args))
+    if code:
+        sys.exit(code)
 
 
 def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
@@ -130,8 +143,8 @@ def _model_spec(model: str | None, model_file: str | None, input_shape: str | No
 @click.option("--calib-samples", type=click.IntRange(min=1), help="Number of calibration samples.")
 @click.option("--model-file", help="Your own model: path/to/file.py:factory returning an nn.Module.")
 @click.option("--input-shape", help="With --model-file: N,C,H,W, e.g. 1,3,224,224.")
-@click.option("--task", default="raw", show_default=True,
-              help="With --model-file: classification, segmentation, depth, saliency or raw.")
+@click.option("--task", default="raw", show_default=True, type=click.Choice(TASK_NAMES),
+              help="With --model-file: " + "; ".join(f"{t.name}: {t.summary}" for t in TASKS) + ".")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --model-file: labels.txt, one label per line.")
 @click.option("--mean", help="With --model-file: per-channel mean after scaling to [0,1], e.g. 0.485,0.456,0.406.")
@@ -215,23 +228,50 @@ def verify(bundle: Path, as_json: bool) -> None:
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--artifact", "-a", help="Artifact file name (or a unique part of it).")
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="Runtime threads.")
+@click.option("--out", "-o", "picture", type=click.Path(dir_okay=False, path_type=Path),
+              help="Dense models: write the input and the result side by side to this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
-def run(bundle: Path, image: Path, artifact: str | None, threads: int | None, as_json: bool) -> None:
+def run(bundle: Path, image: Path, artifact: str | None, threads: int | None,
+        picture: Path | None, as_json: bool) -> None:
     """Run IMAGE through a bundle (pre-processing, real runtime, post-processing)."""
     import runtime_py
+    from runtime_py.dense import json_safe
+    from runtime_py.postprocess import get_kind
+    from runtime_py.preprocess import open_image
 
     with _runtime_chatter_hidden():
         session = runtime_py.load(bundle, artifact=artifact, threads=threads)
-        result = session.run(image)
-    result = {"artifact": session.path.name, **{k: v for k, v in result.items() if k != "outputs"}}
+        upright = open_image(image)
+        result = session.run(upright)
+    params = session.manifest["postprocess"]
+    kind = get_kind(params["kind"])
+    if picture is not None:
+        _write_picture(picture, upright, result, params, session)
+    summary = {"artifact": session.path.name, **json_safe({k: v for k, v in result.items() if k != "outputs"})}
     if as_json:
-        _echo_json(result)
+        _echo_json(summary | ({"picture": str(picture)} if picture else {}))
         return
-    if "top_k" in result:
-        for item in result["top_k"]:
-            click.echo(f"{item['label']:>12}  {item['score']:.4f}")
-    else:
-        _echo_json(result)
+    click.echo(f"{session.path.name} ({session.backend}):")
+    for line in kind.lines(result):
+        click.echo(line)
+    if picture is not None:
+        click.echo(f"wrote {picture}")
+
+
+def _write_picture(path: Path, image, result: dict, params: dict, session) -> None:
+    """The side-by-side PNG, written atomically (no half file on failure)."""
+    import os
+
+    from runtime_py.render import render
+
+    labels = session.labels
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        render(image, result, params, labels).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @cli.command()

@@ -1,7 +1,5 @@
-"""Numbers that compare an artifact with PyTorch: parity and task metrics."""
+"""Numbers that compare an artifact with PyTorch (task metrics: models.metrics)."""
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 
@@ -26,15 +24,6 @@ def merge_parity(items: list[dict]) -> dict:
     return {"max_abs_error": max(i["max_abs_error"] for i in items),
             "snr_db": min(i["snr_db"] for i in items),
             "cosine": min(i["cosine"] for i in items)}
-
-
-def top1_accuracy(logits: np.ndarray, targets: np.ndarray) -> float:
-    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(targets)))
-
-
-TASK_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "top1_accuracy": top1_accuracy,
-}
 
 
 def json_number(x: float) -> float | str:

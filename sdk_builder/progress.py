@@ -14,6 +14,22 @@ def terminal_stream():
     return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
 
 
+# Test hook: "<step title prefix>=<flag file>" holds the build when a step with that title
+# starts: the flag file is written, and the step waits while it exists. Tests that signal
+# or race a build use it to act at a known step instead of guessing with timers.
+HOLD_ENV = "POCKET_TEST_HOLD_STEP"
+
+
+def _hold_if_asked(description: str) -> None:
+    prefix, _, flag = os.environ.get(HOLD_ENV, "").partition("=")
+    if not prefix or not flag or not description.startswith(prefix):
+        return
+    path = Path(flag)
+    path.write_text(description, encoding="utf-8")
+    while path.exists():
+        time.sleep(0.05)
+
+
 class Steps:
     """A spinner per step, a ✓ line with its duration when done."""
 
@@ -27,6 +43,7 @@ class Steps:
         start = time.perf_counter()
         with self.console.status(description, spinner="dots"):
             try:
+                _hold_if_asked(description)
                 yield
             except BaseException:
                 self.console.print(f"[red]✗[/] {description}")

@@ -225,6 +225,31 @@ def pt2e_quantize(module: Any, example: Any, quantizer: Any,
     return quantized, samples
 
 
+def module_type_name(cls: type) -> str:
+    """'package.module.Class': how torch.export's nn_module_stack names a module type."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def present_types(module: Any, classes: Iterable[type]) -> tuple[type, ...]:
+    """The `classes` that `module` actually contains (an ExportJob's keep_float may name
+    types the model does not use; recording those would be noise)."""
+    subs = list(module.modules())
+    return tuple(c for c in classes if any(isinstance(m, c) for m in subs))
+
+
+def keep_float(quantizer: Any, classes: Iterable[type], *, by_name: bool = False) -> list[str]:
+    """Leave every module of `classes` unquantized (`set_module_type(cls, None)`); returns
+    their qualified names for the artifact's details. `by_name=True` passes the names:
+    litert-torch's module-type filter compares the key with nn_module_stack's entries,
+    which torch.export writes as strings, so a class would never match."""
+    names = []
+    for cls in classes:
+        name = module_type_name(cls)
+        quantizer.set_module_type(name if by_name else cls, None)
+        names.append(name)
+    return names
+
+
 def calibration_for(job: Any) -> Iterable[Any]:
     """The job's calibration iterable, or a UsageError saying how to get one."""
     if job.calibration is None:

@@ -55,7 +55,8 @@ def artifact_rows(manifest: dict) -> list[dict]:
             "pytorch": _fmt(ev.get("pytorch"), ".2%"),
             "artifact_metric": _fmt(ev.get("artifact"), ".2%") + ("*" if ev.get("estimated") else ""),
             "drop": _fmt(ev.get("drop_points"), "+.2f"),
-            "agreement": _fmt(ev.get("top1_agreement"), ".2%"),
+            "agreement": _fmt(ev.get("agreement"), ".2%"),
+            "exact": ev.get("exact_outputs_match") or golden.get("exact_outputs_match") or "–",
             "delegated": share_text(deleg.get("delegated_share")),
             "status": ver["status"],
         })
@@ -63,9 +64,15 @@ def artifact_rows(manifest: dict) -> list[dict]:
 
 
 COLUMNS = (("artifact", "artifact"), ("size", "size"), ("vs fp32", "vs_fp32"),
-           ("max abs err", "max_abs_error"), ("SNR dB", "snr_db"), ("accuracy", "artifact_metric"),
-           ("drop (pts)", "drop"), ("top-1 agree", "agreement"), ("delegated", "delegated"),
+           ("max abs err", "max_abs_error"), ("SNR dB", "snr_db"), ("task metric", "artifact_metric"),
+           ("drop (pts)", "drop"), ("agreement", "agreement"), ("routes/exact", "exact"),
+           ("delegated", "delegated"),
            ("status", "status"))
+
+
+def _columns(rows: list[dict]) -> tuple[tuple[str, str], ...]:
+    """COLUMNS without those that say nothing for this bundle ('–' in every row)."""
+    return tuple((h, k) for h, k in COLUMNS if k in ("artifact", "status") or any(r[k] != "–" for r in rows))
 
 
 def summary_table(manifest: dict):
@@ -75,21 +82,25 @@ def summary_table(manifest: dict):
     model = manifest["model"]
     table = Table(title=f"{model['name']} — {manifest.get('target', '')} bundle "
                         f"({model['params']:,} params, {model['macs'] / 1e6:.1f} M MACs)")
-    for header, key in COLUMNS:
+    rows = artifact_rows(manifest)
+    columns = _columns(rows)
+    for header, key in columns:
         table.add_column(header, justify="left" if key in ("artifact", "status") else "right")
-    for row in artifact_rows(manifest):
+    for row in rows:
         status = row["status"]
         colour = {"passed": "green", "failed": "red"}.get(status, "yellow")
-        table.add_row(*[row[k] for _, k in COLUMNS[:-1]], f"[{colour}]{status}[/]")
+        table.add_row(*[row[k] for _, k in columns[:-1]], f"[{colour}]{status}[/]")
     return table
 
 
 def markdown_table(manifest: dict) -> str:
-    lines = ["| " + " | ".join(h for h, _ in COLUMNS) + " |",
-             "|" + "---|" * len(COLUMNS)]
-    for row in artifact_rows(manifest):
+    rows = artifact_rows(manifest)
+    columns = _columns(rows)
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |",
+             "|" + "---|" * len(columns)]
+    for row in rows:
         lines.append("| " + " | ".join(f"`{row[k]}`" if k == "artifact" else row[k]
-                                       for _, k in COLUMNS) + " |")
+                                       for _, k in columns) + " |")
     return "\n".join(lines)
 
 
@@ -202,10 +213,16 @@ def write_report(bundle: Path, manifest: dict) -> Path:
         "## Artifacts", "", markdown_table(manifest), "", "![size and accuracy](report.png)", "",
     ]
     if ev:
-        lines += [f"Accuracy is {ev['metric']} on {ev['samples']} held-out samples; PyTorch fp32 "
-                  f"scores {ev['pytorch']:.2%}. 'drop' is PyTorch minus the artifact, in points. "
-                  "Values marked * are estimated in PyTorch with the weights compressed as the "
-                  "recipe does (Core ML cannot run on this OS).", ""]
+        lines += [f"The task metric is {ev['metric']} on {ev['samples']} held-out samples; PyTorch "
+                  f"fp32 scores {ev['pytorch']:.2%}. 'drop' is PyTorch minus the artifact, in points. "
+                  f"'agreement' is {ev.get('agreement_name', 'the agreement')} with PyTorch on the "
+                  "same samples. Values marked * are estimated in PyTorch with the weights "
+                  "compressed as the recipe does (Core ML cannot run on this OS).", ""]
+        if any("exact" in o.get("compare", "") for o in manifest["outputs"]):
+            names = ", ".join(o["name"] for o in manifest["outputs"] if o.get("compare") == "exact")
+            lines += [f"'routes/exact': inputs on which the artifact's discrete outputs ({names}) "
+                      "equal PyTorch's element for element; an artifact that differs is not "
+                      "delivered.", ""]
     else:
         lines += ["Task metric: n/a (the model has no evaluation data); the numbers above are "
                   "numerical parity with PyTorch only.", ""]

@@ -12,7 +12,7 @@ from runtime_py.backends import can_run
 from runtime_py.errors import PocketError
 from runtime_py.session import Session, check_artifacts
 from sdk_builder.bundle import read_tensor, write_tensor
-from sdk_builder.metrics import TASK_METRICS, json_number, merge_parity, parity
+from sdk_builder.metrics import json_number, merge_parity, parity
 
 # An fp32 artifact must reproduce PyTorch to this max abs error on the golden inputs.
 FP32_MAX_ABS_ERROR = 1e-4
@@ -30,10 +30,21 @@ class Reference:
 
     golden_inputs: list[np.ndarray]
     golden_outputs: list[list[np.ndarray]]      # [case][output]
+    exact: tuple[int, ...] = ()                 # outputs that must match exactly (discrete)
+    task: object = None                         # models.tasks.Task (None: raw parity only)
     eval_inputs: np.ndarray | None = None       # [N, *input.shape[1:]]
     eval_targets: np.ndarray | None = None
-    eval_logits: np.ndarray | None = None       # PyTorch's first output per sample
-    metric: str | None = None
+    eval_outputs: list[np.ndarray] | None = None   # PyTorch's outputs per sample, [output][N, ...]
+    pytorch_metrics: dict | None = None
+
+    @property
+    def metric(self) -> str | None:
+        return self.task.metric if self.task is not None and self.eval_inputs is not None else None
+
+    @property
+    def eval_logits(self) -> np.ndarray | None:
+        """PyTorch's first output on the evaluation split."""
+        return None if self.eval_outputs is None else self.eval_outputs[0]
 
 
 def eager_outputs(module, x: np.ndarray) -> list[np.ndarray]:
@@ -46,52 +57,89 @@ def eager_outputs(module, x: np.ndarray) -> list[np.ndarray]:
     return [o.detach().numpy().astype(np.float32) for o in outs]
 
 
+def eager_split(module, inputs: np.ndarray) -> list[np.ndarray]:
+    """Every output for every sample of `inputs`, computed in batches: [output][N, ...]."""
+    batches = [eager_outputs(module, inputs[i:i + EVAL_BATCH]) for i in range(0, len(inputs), EVAL_BATCH)]
+    return [np.concatenate(parts) for parts in zip(*batches)]
+
+
 def eager_logits(module, inputs: np.ndarray) -> np.ndarray:
-    """The first output for every sample of `inputs`, computed in batches."""
-    return np.concatenate([eager_outputs(module, inputs[i:i + EVAL_BATCH])[0]
-                           for i in range(0, len(inputs), EVAL_BATCH)])
+    """The first output for every sample of `inputs`."""
+    return eager_split(module, inputs)[0]
 
 
-def torch_reference(module, golden_inputs: list[np.ndarray], evaluation=None) -> Reference:
+def torch_reference(module, golden_inputs: list[np.ndarray], evaluation=None, task=None,
+                    exact: tuple[int, ...] = ()) -> Reference:
     """Run the eager model on the golden inputs and the evaluation split."""
-    ref = Reference(golden_inputs, [eager_outputs(module, x) for x in golden_inputs])
-    if evaluation is not None:
+    ref = Reference(golden_inputs, [eager_outputs(module, x) for x in golden_inputs], tuple(exact), task)
+    if evaluation is not None and task is not None and task.metrics is not None:
         ref.eval_inputs = evaluation.inputs.numpy().astype(np.float32)
         ref.eval_targets = evaluation.targets.numpy()
-        ref.metric = evaluation.metric
-        ref.eval_logits = eager_logits(module, ref.eval_inputs)
+        ref.eval_outputs = eager_split(module, ref.eval_inputs)
+        ref.pytorch_metrics = task.metrics(ref.eval_logits, ref.eval_targets)
     return ref
 
 
-def _score(logits: np.ndarray, ref: Reference) -> dict:
-    """Task metric of `logits` next to PyTorch's, and top-1 agreement with PyTorch."""
-    metric = TASK_METRICS[ref.metric]
-    torch_value, art_value = metric(ref.eval_logits, ref.eval_targets), metric(logits, ref.eval_targets)
-    agree = float(np.mean(np.argmax(logits, -1) == np.argmax(ref.eval_logits, -1)))
-    return {"samples": int(len(logits)), "metric": ref.metric, "pytorch": torch_value,
-            "artifact": art_value, "drop_points": 100.0 * (torch_value - art_value),
-            "top1_agreement": agree}
+def score(first_output: np.ndarray, ref: Reference) -> dict:
+    """The task metric of an artifact's first output next to PyTorch's, the drop in points,
+    and the task's agreement with PyTorch (top-1 for a classifier, per pixel for a map)."""
+    task = ref.task
+    values = task.metrics(first_output, ref.eval_targets)
+    torch_value, art_value = ref.pytorch_metrics[task.metric], values[task.metric]
+    result = {"samples": int(len(first_output)), "metric": task.metric, "pytorch": torch_value,
+              "artifact": art_value, "drop_points": task.drop_points(torch_value, art_value),
+              "metrics": values}
+    if task.agreement is not None:
+        name, agree = task.agreement
+        result["agreement_name"] = name
+        result["agreement"] = agree(first_output, ref.eval_logits)
+    return result
+
+
+def _exact_mismatches(outputs: list[np.ndarray], reference: list[np.ndarray], exact) -> int:
+    """How many exact outputs (e.g. routes) differ anywhere from PyTorch's."""
+    return sum(not np.array_equal(outputs[j], reference[j]) for j in exact)
 
 
 def _golden_parity(session: Session, stage: Path, entry: dict, ref: Reference) -> dict:
-    items, files = [], []
+    items, files, mismatched = [], [], 0
     for i, x in enumerate(ref.golden_inputs):
         outs = session.run_raw(x)
+        mismatched += _exact_mismatches(outs, ref.golden_outputs[i], ref.exact) > 0
         row = []
         for j, (out, want) in enumerate(zip(outs, ref.golden_outputs[i])):
-            items.append(parity(want, out))
+            if j not in ref.exact:
+                items.append(parity(want, out))
             name = f"golden/{entry['file']}.in{i}.out{j}.bin"
             write_tensor(stage / name, out)
             row.append(name)
         files.append(row)
     entry["golden_outputs"] = files
-    return merge_parity(items)
+    golden = merge_parity(items)
+    if ref.exact:
+        golden["exact_outputs_match"] = f"{len(ref.golden_inputs) - mismatched}/{len(ref.golden_inputs)}"
+    return golden
 
 
 def _evaluation(session: Session, ref: Reference) -> dict:
-    outs = np.concatenate([session.run_raw(ref.eval_inputs[i:i + 1])[0]
-                           for i in range(len(ref.eval_inputs))])
-    return _score(outs, ref)
+    per_sample = [session.run_raw(ref.eval_inputs[i:i + 1]) for i in range(len(ref.eval_inputs))]
+    outputs = [np.concatenate(parts) for parts in zip(*per_sample)]
+    result = score(outputs[0], ref)
+    if ref.exact:
+        same = [all(np.array_equal(outputs[j][i], ref.eval_outputs[j][i]) for j in ref.exact)
+                for i in range(len(ref.eval_inputs))]
+        result["exact_outputs_match"] = f"{sum(same)}/{len(same)}"
+    return result
+
+
+def exact_outputs_broken(result: dict) -> str | None:
+    """Why an artifact's discrete outputs (e.g. routed patch sets) are not PyTorch's, or None."""
+    for where in ("golden", "evaluation"):
+        matched = (result.get(where) or {}).get("exact_outputs_match")
+        if matched and matched.split("/")[0] != matched.split("/")[1]:
+            return (f"its discrete outputs (e.g. routed patches) differ from PyTorch's: "
+                    f"{matched} {where} inputs match")
+    return None
 
 
 def verify_runnable(stage: Path, manifest: dict, entry: dict, ref: Reference) -> None:
@@ -100,12 +148,16 @@ def verify_runnable(stage: Path, manifest: dict, entry: dict, ref: Reference) ->
                       entry=entry, threads=1)
     golden = _golden_parity(session, stage, entry, ref)
     result = {"status": "passed", "golden": {k: json_number(v) for k, v in golden.items()}}
-    if ref.eval_inputs is not None:
+    if ref.metric is not None:
         result["evaluation"] = _evaluation(session, ref)
+    broken = exact_outputs_broken(result)
     if entry["recipe"] in FLOAT_RECIPES and golden["max_abs_error"] > FP32_MAX_ABS_ERROR:
         result["status"] = "failed"
         result["reason"] = (f"max abs error {golden['max_abs_error']:.2e} vs PyTorch exceeds "
                             f"{FP32_MAX_ABS_ERROR:.0e} for an fp32 artifact")
+    elif broken:
+        result["status"] = "failed"
+        result["reason"] = broken
     entry["verification"] = result
 
 
@@ -114,10 +166,10 @@ def _estimated_evaluation(module, recipe: str, ref: Reference) -> dict | None:
     for artifacts this machine cannot run (Core ML)."""
     from sdk_builder.emulate import emulate_weights
 
-    if ref.eval_inputs is None or module is None:
+    if ref.metric is None or module is None:
         return None
     logits = eager_logits(emulate_weights(module, recipe), ref.eval_inputs)
-    return {**_score(logits, ref), "estimated": True,
+    return {**score(logits, ref), "estimated": True,
             "how": "PyTorch with the weights compressed as the recipe does (Core ML prediction needs macOS)"}
 
 

@@ -43,6 +43,7 @@ class ExportJob:
     recipe: str
     out_path: Path                                # file (or .mlpackage folder) to write
     calibration: Callable[[], Iterable[Any]] | None = None   # yields input tensors
+    keep_float: tuple = ()                        # nn.Module classes PT2E int8 leaves float
 
 
 @dataclass

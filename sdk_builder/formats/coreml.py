@@ -12,6 +12,11 @@ Only weights with more than WEIGHT_THRESHOLD elements are compressed (coremltool
 default 2048 skips most convolutions of phone-sized models). Compression applies to the
 weights as converted, i.e. with BatchNorm already folded into the convolutions.
 
+ExportJob.keep_float (module classes, e.g. a content router): those modules' ops compute
+in fp32 inside the fp16 program (FP16ComputePrecision op_selector; coremltools inserts the
+casts), and their float32 constants are left out of weight compression. On the Neural
+Engine, which has no fp32, Core ML runs such ops on the CPU/GPU instead.
+
 Not offered: activation quantization (linear_quantize_activations, a8w8) and
 calibrated/sensitivity-based compression (e.g. GPTQ-style, per-layer palette search)
 need Core ML predictions on calibration data, which only run on macOS.
@@ -42,8 +47,32 @@ COMPRESSED_OPS = ("constexpr_affine_dequantize", "constexpr_blockwise_shift_scal
                   "constexpr_lut_to_dense", "constexpr_sparse_to_dense")
 
 
-def convert_fp16(module: Any, example: Any) -> Any:
-    """An fp16 ML program (coremltools MLModel, not yet saved) for iOS 17."""
+def _fp16_selector(ep: Any, keep_float: tuple) -> Any:
+    """A coremltools op_selector that is False (compute in fp32) for the MIL ops converted
+    from nodes inside modules of the `keep_float` classes.
+
+    MIL op names do not always follow the node names (clamp -> clip_0), but every op
+    converted from a torch.export node carries that node's stack trace as its
+    EXIR_STACK_TRACE scope, and the trace is the node's identity here."""
+    from coremltools.converters.mil.mil.scope import ScopeSource
+
+    from sdk_builder.quantize import module_type_name
+
+    names = {module_type_name(cls) for cls in keep_float}
+    traces = {node.meta["stack_trace"] for node in ep.graph.nodes
+              if node.op == "call_function" and node.meta.get("stack_trace")
+              and any(kind in names
+                      for _, kind in (node.meta.get("nn_module_stack") or {}).values())}
+
+    def selector(op: Any) -> bool:
+        return not any(t in traces for t in op.scopes.get(ScopeSource.EXIR_STACK_TRACE, ()))
+
+    return selector
+
+
+def convert_fp16(module: Any, example: Any, keep_float: tuple = ()) -> Any:
+    """An fp16 ML program (coremltools MLModel, not yet saved) for iOS 17; ops of modules
+    whose class is in `keep_float` compute in fp32 (casts are inserted around them)."""
     import coremltools as ct
     import numpy as np
     import torch
@@ -51,6 +80,8 @@ def convert_fp16(module: Any, example: Any) -> Any:
     ep = torch.export.export(module.eval(), (example,))
     ep = ep.run_decompositions({})
     n_out = len(ep.graph_signature.user_outputs)
+    precision = ct.precision.FLOAT16 if not keep_float else \
+        ct.transform.FP16ComputePrecision(op_selector=_fp16_selector(ep, keep_float))
     return ct.convert(
         ep,
         # float32 I/O stated explicitly: with an iOS17 target and FLOAT16 precision
@@ -60,9 +91,20 @@ def convert_fp16(module: Any, example: Any) -> Any:
                  for i in range(n_out)],
         convert_to="mlprogram",
         minimum_deployment_target=ct.target.iOS17,
-        compute_precision=ct.precision.FLOAT16,
+        compute_precision=precision,
         skip_model_load=True,
     )
+
+
+def _float32_op_count(mlmodel: Any) -> int:
+    """Non-const, non-cast ops of the main function that output float32."""
+    from coremltools.proto import MIL_pb2
+
+    fp32 = MIL_pb2.DataType.Value("FLOAT32")
+    spec = mlmodel.get_spec()
+    return sum(1 for block in spec.mlProgram.functions["main"].block_specializations.values()
+               for op in block.operations if op.type not in ("const", "cast")
+               and any(o.type.tensorType.dataType == fp32 for o in op.outputs))
 
 
 def _weight_ops(mlmodel: Any) -> dict[str, list[str]]:
@@ -82,14 +124,29 @@ def _weight_ops(mlmodel: Any) -> dict[str, list[str]]:
     return result
 
 
-def _compress(mlmodel: Any, recipe: str) -> tuple[Any, dict]:
-    """Apply the data-free weight compression of `recipe` (not fp16); (model, details)."""
+def _float32_consts(mlmodel: Any) -> list[str]:
+    """Names of float32 const ops: after a mixed-precision conversion, the constants of the
+    ops kept in fp32 (an all-fp16 program has none)."""
+    from coremltools.converters.mil.mil import types
+
+    return [op.name for op in mlmodel._mil_program.functions["main"].operations
+            if op.op_type == "const" and op.outputs[0].dtype == types.fp32]
+
+
+def _compress(mlmodel: Any, recipe: str, skip: tuple[str, ...] = ()) -> tuple[Any, dict]:
+    """Apply the data-free weight compression of `recipe` (not fp16); (model, details).
+    Constants named in `skip` stay uncompressed (e.g. the 0/1 matrices of a router kept
+    fp32, which pruning or int8 rounding would break)."""
     import coremltools.optimize.coreml as cto
+
+    def config(op_config: Any) -> Any:
+        return cto.OptimizationConfig(global_config=op_config,
+                                      op_name_configs={n: None for n in skip} or None)
 
     if recipe == "w8":
         op_config = cto.OpLinearQuantizerConfig(**W8_LINEAR_CONFIG)
         compressed = cto.linear_quantize_weights(
-            mlmodel, config=cto.OptimizationConfig(global_config=op_config))
+            mlmodel, config=config(op_config))
         details = {"quantization": "int8 linear symmetric per-channel weights (coremltools "
                                    "linear_quantize_weights), fp16 compute"}
     elif recipe in PALETTE_BITS:
@@ -98,7 +155,7 @@ def _compress(mlmodel: Any, recipe: str) -> tuple[Any, dict]:
                                            granularity="per_tensor",
                                            weight_threshold=WEIGHT_THRESHOLD)
         compressed = cto.palettize_weights(
-            mlmodel, config=cto.OptimizationConfig(global_config=op_config))
+            mlmodel, config=config(op_config))
         details = {"quantization": f"{nbits}-bit palettization: per-tensor {PALETTE_MODE} "
                                    f"look-up table of {2 ** nbits} fp16 values (coremltools "
                                    "palettize_weights), fp16 compute",
@@ -107,7 +164,7 @@ def _compress(mlmodel: Any, recipe: str) -> tuple[Any, dict]:
         op_config = cto.OpMagnitudePrunerConfig(target_sparsity=PRUNE_SPARSITY[recipe],
                                                 weight_threshold=WEIGHT_THRESHOLD)
         compressed = cto.prune_weights(
-            mlmodel, config=cto.OptimizationConfig(global_config=op_config))
+            mlmodel, config=config(op_config))
         details = {"quantization": f"magnitude pruning to {PRUNE_SPARSITY[recipe]:.0%} sparsity "
                                    "per tensor (coremltools prune_weights), sparse fp16 "
                                    "storage, fp16 compute",
@@ -163,15 +220,25 @@ def export(job: ExportJob) -> ExportResult:
 def _export(job: ExportJob) -> ExportResult:
     import torch
 
+    from sdk_builder.quantize import module_type_name, present_types
+
     check_recipe("coreml", job.recipe)
     out = prepare_out(Path(job.out_path))
     details: dict = {"toolchain": f"coremltools {version('coremltools')}",
                      "torch": version("torch"), "minimum_deployment_target": "iOS17",
                      "compute_precision": "float16"}
+    kept = present_types(job.module, job.keep_float)
     with torch.no_grad():
-        mlmodel = convert_fp16(job.module, job.example)
+        mlmodel = convert_fp16(job.module, job.example, kept)
+    if kept:
+        details["kept_float_modules"] = [module_type_name(c) for c in kept]
+        details["float32_ops"] = _float32_op_count(mlmodel)
+        details["compute_precision"] = "float16; float32 in kept_float_modules"
     if job.recipe != "fp16":
-        mlmodel, qdetails = _compress(mlmodel, job.recipe)
+        skip = tuple(_float32_consts(mlmodel)) if kept else ()
+        mlmodel, qdetails = _compress(mlmodel, job.recipe, skip)
+        if skip:
+            qdetails["uncompressed_float32_consts"] = len(skip)
         details.update(qdetails)
     else:
         details["quantization"] = "none (float16 weights and compute)"

@@ -24,7 +24,7 @@ from runtime_py.errors import UsageError
 from sdk_builder.formats import ExportJob, ExportResult, get_format
 from sdk_builder.formats._common import (check_recipe, edge_delegation, partitioner_reasons,
                                          prepare_out, quiet_toolchains, version)
-from sdk_builder.quantize import calibration_for, pt2e_quantize
+from sdk_builder.quantize import calibration_for, keep_float, present_types, pt2e_quantize
 
 RECIPES = get_format("executorch-xnnpack").recipes     # the formats table is the one list
 W4_GROUP = 32      # int8da-w4g32: weights quantized in groups of 32 input features
@@ -39,6 +39,8 @@ def _pt2e(job: ExportJob) -> tuple[Any, dict]:
     per_channel = job.recipe != "int8-static-per-tensor"
     quantizer = XNNPACKQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic))
+    kept_types = present_types(job.module, job.keep_float)
+    kept = {"kept_float_modules": keep_float(quantizer, kept_types)} if kept_types else {}
     weights = "per-channel" if per_channel else "per-tensor"
     if dynamic:
         # Activation ranges are computed at run time; one forward pass records the weights.
@@ -49,13 +51,13 @@ def _pt2e(job: ExportJob) -> tuple[Any, dict]:
                             "per-tensor/per-token) for linear and conv; depthwise convs and "
                             "convs feeding a ReLU stay float32 (XNNPACKQuantizer has no dynamic "
                             "pattern for them), as do other ops; float I/O",
-            "weight_granularity": weights, "activations": "dynamic int8"}
+            "weight_granularity": weights, "activations": "dynamic int8", **kept}
     quantized, samples = pt2e_quantize(job.module, job.example, quantizer, calibration_for(job))
     return quantized, {
         "quantization": f"PT2E XNNPACKQuantizer: int8 {weights} symmetric weights, int8 "
                         "per-tensor static activations (histogram observer), float I/O",
         "weight_granularity": weights, "activations": "static int8 (calibrated)",
-        "calibration_samples": samples}
+        "calibration_samples": samples, **kept}
 
 
 def _w4_linear(layer: Any) -> bool:

@@ -40,7 +40,8 @@ from typing import Any, Iterator
 from runtime_py.errors import PocketError
 from sdk_builder.formats import ExportJob, ExportResult, get_format
 from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
-from sdk_builder.quantize import calibration_for, decompose_hardswish, pt2e_quantize
+from sdk_builder.quantize import (calibration_for, decompose_hardswish, keep_float,
+                                  present_types, pt2e_quantize)
 
 RECIPES = get_format("litert").recipes     # the formats table is the one list
 AEQ_RECIPES = ("fp16", "int8-dynamic", "w8")     # post-processed with ai-edge-quantizer
@@ -162,6 +163,9 @@ def _export(job: ExportJob) -> ExportResult:
 
             quantizer = PT2EQuantizer().set_global(
                 get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+            kept_types = present_types(module, job.keep_float)
+            if kept_types:
+                details["kept_float_modules"] = keep_float(quantizer, kept_types, by_name=True)
             quantized, samples = pt2e_quantize(module, job.example, quantizer,
                                                calibration_for(job), fold_quantize=False,
                                                rewrites=(decompose_hardswish,))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from sdk_builder.progress import HOLD_ENV
+
 pytestmark = pytest.mark.export
 
 NAME = "skipnet_m-android"
@@ -23,25 +25,33 @@ TOY = ["--model-file", str(Path(__file__).resolve().parents[1] / "tools" / "make
 TOY_NAME = "make_toy_bundle-android"
 
 
-def start_build(out: Path, *model: str) -> subprocess.Popen:
+def start_build(out: Path, *model: str, hold: Path | None = None) -> subprocess.Popen:
+    """A real build; with `hold`, it stops at its first export step until `hold` is removed."""
+    env = dict(os.environ)
+    if hold is not None:
+        env[HOLD_ENV] = f"export={hold}"
     return subprocess.Popen([sys.executable, "-m", "sdk_builder.cli", "build", *(model or ["skipnet_m"]),
                              "-r", "fp32", "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, env=env, preexec_fn=_ctrl_c_as_in_a_terminal)
 
 
-def wait_for_export_step(proc: subprocess.Popen, timeout: float = 300) -> list[str]:
-    """Read progress lines until the first export step has started."""
-    lines, deadline = [], time.time() + timeout
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("✓ PyTorch reference"):      # the next step is the first export
-            time.sleep(0.5)
-            return lines
-    proc.kill()
-    raise AssertionError("build never reached its export step:\n" + "".join(lines))
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A suite started in the background (`nohup make test &`) inherits SIGINT ignored, and
+    Python then installs no KeyboardInterrupt handler; a user's terminal build has one."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_until_held(proc: subprocess.Popen, hold: Path, timeout: float = 300) -> None:
+    """Block until the build has reached (and is held at) its first export step."""
+    deadline = time.time() + timeout
+    while not hold.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"build ended before its export step:\n{proc.stderr.read()}")
+        if time.time() > deadline:
+            proc.kill()
+            raise AssertionError("build never reached its export step")
+        time.sleep(0.05)
+    assert hold.read_text().startswith("export "), hold.read_text()
 
 
 def previous_bundle(out: Path, name: str = NAME) -> Path:
@@ -60,9 +70,10 @@ def test_sigint_and_sigterm_mid_export_and_a_second_build_meanwhile(tmp_path):
     outs = {signal.SIGINT: tmp_path / "a", signal.SIGTERM: tmp_path / "b"}
     for out in outs.values():
         previous_bundle(out, TOY_NAME)
-    procs = {sig: start_build(out, *TOY) for sig, out in outs.items()}
-    for proc in procs.values():
-        wait_for_export_step(proc)
+    holds = {sig: tmp_path / f"held-{sig.name}" for sig in outs}
+    procs = {sig: start_build(out, *TOY, hold=holds[sig]) for sig, out in outs.items()}
+    for sig, proc in procs.items():
+        wait_until_held(proc, holds[sig])
     # a second build into the same folder while the first is exporting: refused, nothing mixed
     second = subprocess.run([sys.executable, "-m", "sdk_builder.cli", "build", *TOY, "-r", "fp32",
                              "-o", str(outs[signal.SIGINT])], capture_output=True, text=True, timeout=300)
@@ -84,8 +95,9 @@ def test_sigint_and_sigterm_mid_export_and_a_second_build_meanwhile(tmp_path):
 def test_sigkill_mid_export_then_the_next_run_cleans_up(tmp_path):
     out = tmp_path / "out"
     previous_bundle(out)
-    proc = start_build(out)
-    wait_for_export_step(proc)
+    hold = tmp_path / "held"
+    proc = start_build(out, hold=hold)
+    wait_until_held(proc, hold)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert (out / NAME / "manifest.json").read_text() == "previous"

@@ -52,3 +52,11 @@ def test_artifact_names_are_unique_within_a_target():
 def test_readme_carries_the_generated_formats_table():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert formats_markdown_table() in readme, "regenerate: python -m sdk_builder.readme"
+
+
+def test_readme_generated_blocks_are_current():
+    """The zoo table (from the cards) and the formats table: regenerated, the README is unchanged."""
+    from sdk_builder.readme import render
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert render(readme) == readme, "regenerate: python -m sdk_builder.readme"

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from sdk_builder.metrics import merge_parity, parity, top1_accuracy
+from models.metrics import classification_metrics
+from sdk_builder.metrics import merge_parity, parity
 
 pytestmark = pytest.mark.unit
 
@@ -28,4 +29,4 @@ def test_merge_keeps_the_worst_case():
 
 def test_top1_accuracy():
     logits = np.array([[0, 1], [1, 0], [0, 1]], np.float32)
-    assert top1_accuracy(logits, np.array([1, 0, 0])) == pytest.approx(2 / 3)
+    assert classification_metrics(logits, np.array([1, 0, 0]))["top1_accuracy"] == pytest.approx(2 / 3)

