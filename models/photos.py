@@ -71,5 +71,5 @@ def photo_sheet(path: Path, model, manifest_input: dict, postprocess: dict,
         sheet.paste(picture, (0, y))
         y += picture.height + 6
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    sheet.save(path, quality=88) if path.suffix.lower() in (".jpg", ".jpeg") else sheet.save(path)
     return path

@@ -55,7 +55,7 @@ def _description() -> str:
     body = scenes.__doc__.split("\n\n", 1)[1].strip()
     return (f"Procedural scenes from `models/scenes.py`, generated on the fly from integer seeds "
             f"(no download). {N_TRAIN:,} train scenes (seeds 0–{N_TRAIN - 1}) and {N_HELDOUT} "
-            f"held-out scenes (seeds 1,000,000–{1_000_000 + N_HELDOUT - 1}, never used in "
+            f"held-out scenes (seeds 1,000,000–{1_000_000 + N_HELDOUT - 1:,}, never used in "
             "training); calibration uses the first train scenes. Training flips half of each "
             "batch horizontally (seeded).\n\n" + body)
 
