@@ -229,7 +229,7 @@ def verify(bundle: Path, as_json: bool) -> None:
 @click.option("--artifact", "-a", help="Artifact file name (or a unique part of it).")
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="Runtime threads.")
 @click.option("--out", "-o", "picture", type=click.Path(dir_okay=False, path_type=Path),
-              help="Dense models: write the input and the result side by side to this PNG.")
+              help="Dense models: write the input and the result side by side to this PNG (or .jpg).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 def run(bundle: Path, image: Path, artifact: str | None, threads: int | None,
         picture: Path | None, as_json: bool) -> None:
@@ -267,8 +267,9 @@ def _write_picture(path: Path, image, result: dict, params: dict, session) -> No
     labels = session.labels
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
+    fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     try:
-        render(image, result, params, labels).save(tmp, format="PNG")
+        render(image, result, params, labels).save(tmp, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
