@@ -100,14 +100,24 @@ def _routes_by_class(model: EPEEDANet, spec: ModelSpec) -> dict:
 
 
 def _analysis(model: EPEEDANet, spec: ModelSpec) -> dict:
-    return {"executed_macs": executed_macs(model, spec.input.shape), "routes": _routes_by_class(model, spec),
+    from models.layers import count_params
+    from models.registry import get
+
+    params = {"epe_edanet": count_params(model), "edanet": count_params(get("edanet").build()),
+              "epe_module": count_params(model.epe)}
+    return {"executed_macs": executed_macs(model, spec.input.shape), "params": params,
+            "routes": _routes_by_class(model, spec),
             **scene_analysis(model, spec)}
 
 
 def _render_analysis(a: dict) -> list[str]:
-    m, r = a["executed_macs"], a["routes"]
+    m, r, p = a["executed_macs"], a["routes"], a["params"]
     every = m["all_encoders_every_patch"]
-    rows = ["", "### Executed MACs at 1×3×128×128 (routing included)", "",
+    extra = p["epe_edanet"] - p["edanet"]
+    rows = ["", f"EPE adds {extra:,} parameters to EDANet's {p['edanet']:,} (+{100 * extra / p['edanet']:.1f}%; "
+            f"the paper: about +10%) and {m['total'] - m['backbone']:,} executed MACs "
+            f"(+{100 * (m['total'] - m['backbone']) / m['backbone']:.1f}%).",
+            "", "### Executed MACs at 1×3×128×128 (routing included)", "",
             "| part | patches | MACs |", "|---|---:|---:|",
             f"| EDANet backbone | – | {m['backbone']:,} |"]
     for name, enc in m["encoders"].items():
