@@ -231,6 +231,9 @@ def _build_into(stage: Path, req: BuildRequest, plan, weights, steps: Steps) -> 
             _drop_artifact(stage, manifest, entry, f"{fmt.name} {recipe}: exported, but "
                            f"{entry['verification']['reason']}", steps)
             continue
+        if entry["recipe_details"].get("warning"):
+            steps.console.print(f"[yellow]warning:[/] {escape(entry['file'])}: "
+                                f"{escape(entry['recipe_details']['warning'])}", soft_wrap=True)
         note = delegation_note(entry)
         if note:
             steps.console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)

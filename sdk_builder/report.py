@@ -226,6 +226,10 @@ def write_report(bundle: Path, manifest: dict) -> Path:
     else:
         lines += ["Task metric: n/a (the model has no evaluation data); the numbers above are "
                   "numerical parity with PyTorch only.", ""]
+    warnings = [f"- `{a['file']}`: {a['recipe_details']['warning']}" for a in manifest["artifacts"]
+                if (a.get("recipe_details") or {}).get("warning")]
+    if warnings:
+        lines += ["Warnings:", "", *warnings, ""]
     lines += ["'vs fp32' divides the size by the same format's fp32 artifact, or, for formats "
               "without an fp32 recipe (Core ML), by the model's parameters stored as float32 "
               f"({human_size(4 * model['params'])}).", ""]

@@ -15,6 +15,7 @@ from sdk_builder.formats import ExportJob, ExportResult, get_format
 from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
 from sdk_builder.formats.coreml import W8_LINEAR_CONFIG
 from sdk_builder.formats.executorch_xnnpack import lower_to_pte
+from sdk_builder.quantize import module_type_name, present_types
 
 RECIPES = get_format("executorch-coreml").recipes     # the formats table is the one list
 QUANTIZATION = {
@@ -52,4 +53,12 @@ def _export(job: ExportJob) -> ExportResult:
                "torch": version("torch"), "minimum_deployment_target": "iOS17",
                "compute_precision": "float16", "compute_unit": "ALL",
                "quantization": QUANTIZATION[job.recipe]}
+    kept = present_types(job.module, job.keep_float)
+    if kept:
+        # CoreMLBackend takes one precision for the whole delegate (no op selector)
+        details["warning"] = (
+            f"the Core ML delegate computes {', '.join(module_type_name(c) for c in kept)} in "
+            "float16 too (CoreMLBackend has no per-op precision); on device their results may "
+            "differ from PyTorch (e.g. near-tied routes reordered): the .mlpackage keeps them "
+            "in float32")
     return ExportResult(path=out, details=details, delegation=delegation)
