@@ -15,7 +15,7 @@ from runtime_py.integrity import sha256_of, size_of
 from runtime_py.session import check_artifacts
 from sdk_builder import calibration, select
 from sdk_builder.bundle import staged_bundle, write_tensor
-from sdk_builder.formats import ExportJob, Format, plan_target
+from sdk_builder.formats import ExportJob, Format
 from sdk_builder.formats._common import version
 from sdk_builder.progress import Steps, capture_native_output
 from sdk_builder.verify import (FLOAT_RECIPES, FP32_MAX_ABS_ERROR, Reference, VerificationError,

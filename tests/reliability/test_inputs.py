@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import resource
 import struct
 import subprocess
 import sys
@@ -15,7 +13,7 @@ import pytest
 from PIL import Image
 
 from runtime_py import manifest as mf
-from runtime_py.errors import IntegrityError, PocketError
+from runtime_py.errors import IntegrityError
 from runtime_py.manifest import ManifestError
 from runtime_py.preprocess import InputError, preprocess
 from runtime_py.session import check_artifacts
