@@ -30,15 +30,16 @@ def start_build(out: Path, *model: str, hold: Path | None = None) -> subprocess.
     env = dict(os.environ)
     if hold is not None:
         env[HOLD_ENV] = f"export={hold}"
-    return subprocess.Popen([sys.executable, "-m", "sdk_builder.cli", "build", *(model or ["skipnet_m"]),
+    return subprocess.Popen([sys.executable, "-c", CLI_WITH_CTRL_C, "build", *(model or ["skipnet_m"]),
                              "-r", "fp32", "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, preexec_fn=_ctrl_c_as_in_a_terminal)
+                            text=True, env=env)
 
 
-def _ctrl_c_as_in_a_terminal() -> None:
-    """A suite started in the background (`nohup make test &`) inherits SIGINT ignored, and
-    Python then installs no KeyboardInterrupt handler; a user's terminal build has one."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# A suite started in the background (`make test &` in a script) hands its children SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler; a user's terminal build
+# has one. (Restoring it in preexec_fn would fork a multithreaded pytest.)
+CLI_WITH_CTRL_C = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                   "from sdk_builder.cli import main; main()")
 
 
 def wait_until_held(proc: subprocess.Popen, hold: Path, timeout: float = 300) -> None:
