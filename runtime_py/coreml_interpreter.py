@@ -1,0 +1,114 @@
+"""Execute a Core ML ML program on any OS, op by op, with runtime_py.mil_ops' numpy kernels.
+
+    program = Interpreter(Path("model.mlpackage"))
+    outputs = program.run([x])            # float32 arrays in, float32 arrays out
+
+Loading reads the package (runtime_py.coreml_program), binds every op to its kernel once
+and refuses an op outside the kernels' coverage with one line naming it. Ops whose inputs
+are all constants (const, the constexpr_* decompression ops, shape arithmetic) are
+evaluated at load time. After every op each output is cast to the dtype the program
+declares for it, so an fp16 program computes in fp16 with a rounding after each op: a
+reference semantics. A device may fuse ops or accumulate in higher precision and differ
+in the last fp16 bits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime_py.coreml_program import Op, Program, Var, read_package
+from runtime_py.errors import PocketError, UnsupportedError, one_line
+
+VARIADIC = {"values"}          # parameters bound to a tuple of values (concat, stack, einsum)
+NUMPY_DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64,
+                "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16,
+                "int32": np.int32, "uint32": np.uint32, "int64": np.int64, "bool": np.bool_}
+
+
+@dataclass
+class Step:
+    """One bound op: its kernel and, per parameter, variable names or constant values."""
+
+    op: Op
+    kernel: Any
+    params: dict[str, list[Any]]          # Var or constant, as bound in the program
+
+    def gather(self, env: dict[str, Any]) -> dict[str, Any]:
+        resolved = {}
+        for param, args in self.params.items():
+            values = [env[a.name] if isinstance(a, Var) else a for a in args]
+            resolved[param] = values if param in VARIADIC or len(values) != 1 else values[0]
+        return resolved
+
+
+def _cast(value: Any, dtype: str) -> Any:
+    """`value` as the program declares it: fp16 outputs are rounded to fp16 here."""
+    target = NUMPY_DTYPES.get(dtype)
+    if target is None or not isinstance(value, (np.ndarray, np.generic, float, int, bool)):
+        return value
+    return np.asarray(value).astype(target, copy=False)
+
+
+def _is_constant(op: Op) -> bool:
+    return not any(isinstance(a, Var) for args in op.inputs.values() for a in args)
+
+
+class Interpreter:
+    """A loaded ML program, ready to run."""
+
+    def __init__(self, path: Path) -> None:
+        from runtime_py.mil_ops import KERNELS, coverage
+
+        self.path = Path(path)
+        self.program: Program = read_package(self.path)
+        unknown = sorted({op.type for op in self.program.ops if op.type != "const" and op.type not in KERNELS})
+        if unknown:
+            raise UnsupportedError(
+                f"{self.path.name}: Core ML op(s) {', '.join(unknown)} are outside the interpreter's "
+                f"coverage ({', '.join(coverage())}); run it on macOS/iOS or export with other ops")
+        self.constants: dict[str, Any] = {}
+        self.steps: list[Step] = []
+        for op in self.program.ops:
+            self._bind(op, KERNELS)
+        self.input_specs = self.program.function_inputs
+        self.input_shapes = [tuple(s.shape) for s in self.program.inputs]
+        self.output_shapes = [tuple(s.shape) for s in self.program.outputs]
+
+    def _bind(self, op: Op, kernels: dict) -> None:
+        if op.type == "const":
+            value = op.attributes.get("val")
+            self.constants[op.outputs[0].name] = _cast(value, op.outputs[0].dtype)
+            return
+        step = Step(op, kernels[op.type], dict(op.inputs))
+        if _is_constant(op):
+            self._store(step, self._execute(step, self.constants), self.constants)
+        else:
+            self.steps.append(step)
+
+    def _execute(self, step: Step, env: dict[str, Any]) -> list[Any]:
+        try:
+            return step.kernel(step.gather(env), dict(step.op.attributes))
+        except PocketError as exc:
+            raise PocketError(f"{self.path.name}: op {step.op.name} ({step.op.type}): {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a kernel's numpy error, worded once here
+            raise PocketError(f"{self.path.name}: op {step.op.name} ({step.op.type}) failed: "
+                              f"{type(exc).__name__}: {one_line(exc)}") from None
+
+    @staticmethod
+    def _store(step: Step, results: list[Any], env: dict[str, Any]) -> None:
+        for spec, value in zip(step.op.outputs, results):
+            env[spec.name] = _cast(value, spec.dtype)
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """The program's outputs (float32) for its inputs, in the model description's order."""
+        if len(inputs) != len(self.input_specs):
+            raise PocketError(f"{self.path.name} takes {len(self.input_specs)} input(s), got {len(inputs)}")
+        env = dict(self.constants)
+        for spec, x in zip(self.input_specs, inputs):
+            env[spec.name] = _cast(np.asarray(x), spec.dtype)
+        for step in self.steps:
+            self._store(step, self._execute(step, env), env)
+        return [np.asarray(env[name], dtype=np.float32) for name in self.program.block_outputs]

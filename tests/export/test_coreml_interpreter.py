@@ -1,0 +1,87 @@
+"""The Core ML interpreter runs real zoo ML programs on Linux: fp16 programs agree with
+PyTorch fp32 at fp16 level, a router kept in fp32 routes exactly as PyTorch does, an op
+outside coverage is refused at load with its name, and nothing imports coremltools."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from models.registry import get
+from runtime_py.errors import UnsupportedError
+from sdk_builder.formats import ExportJob, get_format
+from sdk_builder.metrics import parity
+
+pytestmark = pytest.mark.export
+
+
+def _package(name: str, recipe: str, tmp_path_factory):
+    torch.set_num_threads(1)
+    spec = get(name)
+    out = tmp_path_factory.mktemp(name) / f"{name}.{recipe}.mlpackage"
+    job = ExportJob(spec.load(), torch.zeros(spec.input.shape), recipe, out,
+                    keep_float=tuple(spec.keep_float))
+    get_format("coreml").exporter()(job)
+    return spec, out
+
+
+@pytest.fixture(scope="module")
+def skipnet(tmp_path_factory):
+    return _package("skipnet_m", "fp16", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def epe(tmp_path_factory):
+    return _package("epe_edanet", "fp16", tmp_path_factory)
+
+
+def test_skipnet_fp16_program_agrees_with_pytorch(skipnet):
+    from runtime_py.coreml_interpreter import Interpreter
+
+    spec, path = skipnet
+    program = Interpreter(path)
+    model = spec.load()
+    inputs = spec.evaluation().inputs[:8]
+    with torch.no_grad():
+        want = model(inputs).numpy()
+    got = np.concatenate([program.run([inputs[i:i + 1].numpy()])[0] for i in range(len(inputs))])
+    assert (got.argmax(1) == want.argmax(1)).all()
+    assert parity(want, got)["snr_db"] > 30.0        # fp16 rounding after every op, ~40 dB here
+
+
+def test_a_router_kept_in_fp32_routes_exactly_as_pytorch(epe):
+    from runtime_py.coreml_interpreter import Interpreter
+
+    spec, path = epe
+    program = Interpreter(path)
+    model = spec.load()
+    inputs = spec.evaluation().inputs[:3]
+    for i in range(len(inputs)):
+        x = inputs[i:i + 1]
+        with torch.no_grad():
+            logits, routes = (t.numpy() for t in model(x))
+        got_logits, got_routes = program.run([x.numpy()])
+        np.testing.assert_array_equal(got_routes, routes)
+        assert np.mean(got_logits.argmax(1) == logits.argmax(1)) > 0.99
+
+
+def test_an_op_outside_coverage_is_refused_at_load_with_its_name(skipnet, monkeypatch):
+    from runtime_py import mil_ops
+    from runtime_py.coreml_interpreter import Interpreter
+
+    _, path = skipnet
+    monkeypatch.delitem(mil_ops.KERNELS, "sigmoid_hard")
+    with pytest.raises(UnsupportedError) as err:
+        Interpreter(path)
+    text = str(err.value)
+    assert "sigmoid_hard" in text and path.name in text and "\n" not in text
+
+
+def test_the_interpreter_imports_neither_coremltools_nor_torch():
+    code = ("import sys, runtime_py.coreml_interpreter, runtime_py.mil_ops; "
+            "print(any(m.split('.')[0] in ('coremltools', 'torch') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr[-500:]
