@@ -8,13 +8,12 @@ from typing import Any
 import numpy as np
 
 from runtime_py import manifest as mf
-from runtime_py.backends import open_backend
+from runtime_py.backends import RUNTIME_BY_SUFFIX, open_backend
 from runtime_py.errors import IntegrityError, PocketError, UnsupportedError, UsageError, signal_name
 from runtime_py.integrity import sha256_of
 from runtime_py.postprocess import get_postprocessor
 from runtime_py.preprocess import image_to_tensor, is_ready_tensor, open_image, preprocess
 
-RUNTIME_BY_SUFFIX = {".pte": "executorch", ".tflite": "litert", ".mlpackage": "coreml"}
 
 
 class Session:
@@ -44,9 +43,13 @@ class Session:
 
     @property
     def backend(self) -> str:
-        """Which runtime executes this artifact here, e.g. 'executorch/xnnpack'."""
+        """Which runtime executes this artifact here: 'executorch/xnnpack', 'litert/litert',
+        'coreml' (Core ML itself, on macOS) or 'coreml/emulated' (runtime_py's interpreter)."""
+        label = getattr(self._backend, "label", self._runtime)
         delegate = self._entry.get("backend") if self._entry else None
-        return f"{self._runtime}/{delegate}" if delegate and delegate != self._runtime else self._runtime
+        if label != self._runtime or not delegate or delegate == self._runtime:
+            return label
+        return f"{label}/{delegate}"
 
     @property
     def labels(self) -> list[str] | None:
@@ -117,7 +120,7 @@ def check_artifacts(bundle: Path, manifest: dict, entries: list[dict] | None = N
 
 
 def _default_entry(manifest: dict) -> dict:
-    """The first artifact this machine can run (Core ML needs an Apple OS)."""
+    """The first artifact this machine can run (Core ML-delegated .pte need an Apple OS)."""
     from runtime_py.backends import can_run
 
     for entry in manifest["artifacts"]:
@@ -127,7 +130,7 @@ def _default_entry(manifest: dict) -> dict:
         raise PocketError("this bundle has no artifacts")
     files = ", ".join(a["file"] for a in manifest["artifacts"])
     raise UnsupportedError(f"no artifact of this bundle runs on this machine ({files}); "
-                           "Core ML artifacts need macOS or iOS")
+                           "Core ML-delegated ExecuTorch programs need macOS or iOS")
 
 
 def load(path: str | Path, artifact: str | None = None, *, threads: int | None = None,
@@ -182,7 +185,7 @@ import os, sys
 os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 from pathlib import Path
 import numpy as np
-from runtime_py.backends import open_backend
+from runtime_py.backends import RUNTIME_BY_SUFFIX, open_backend
 backend = open_backend(sys.argv[1], Path(sys.argv[2]))
 backend.run([np.zeros(s, np.float32) for s in getattr(backend, "input_shapes", [])])
 """

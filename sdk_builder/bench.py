@@ -89,13 +89,16 @@ def golden_input(bundle: Path, manifest: dict) -> np.ndarray:
 
 def select_artifacts(manifest: dict, wanted: list[str]) -> tuple[list[dict], list[str]]:
     """(entries to bench, notes about skipped ones)."""
-    from runtime_py.backends import can_run
+    from runtime_py.backends import can_run, is_emulated
 
     entries = [mf.find_artifact(manifest, w) for w in wanted] if wanted else manifest["artifacts"]
     entries = list({e["file"]: e for e in entries}.values())
     notes = [f"{e['file']}: skipped, its runtime/delegate does not run on this machine"
              for e in entries if not can_run(e)]
-    return [e for e in entries if can_run(e)], notes
+    runnable = [e for e in entries if can_run(e)]
+    notes += [f"{e['file']}: skipped, it runs emulated here (runtime_py's Core ML interpreter): "
+              "its timings would say nothing about a phone" for e in runnable if is_emulated(e)]
+    return [e for e in runnable if not is_emulated(e)], notes
 
 
 def delegation_of(entry: dict, bundle: Path | None = None) -> dict:

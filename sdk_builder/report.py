@@ -58,7 +58,7 @@ def artifact_rows(manifest: dict) -> list[dict]:
             "agreement": _fmt(ev.get("agreement"), ".2%"),
             "exact": ev.get("exact_outputs_match") or golden.get("exact_outputs_match") or "–",
             "delegated": share_text(deleg.get("delegated_share")),
-            "status": ver["status"],
+            "status": ver["status"] + (" (emulated)" if ver.get("emulated") else ""),
         })
     return rows
 
@@ -88,7 +88,7 @@ def summary_table(manifest: dict):
         table.add_column(header, justify="left" if key in ("artifact", "status") else "right")
     for row in rows:
         status = row["status"]
-        colour = {"passed": "green", "failed": "red"}.get(status, "yellow")
+        colour = {"passed": "green", "failed": "red"}.get(status.split()[0], "yellow")
         table.add_row(*[row[k] for _, k in columns[:-1]], f"[{colour}]{status}[/]")
     return table
 
@@ -217,7 +217,10 @@ def write_report(bundle: Path, manifest: dict) -> Path:
                   f"fp32 scores {ev['pytorch']:.2%}. 'drop' is PyTorch minus the artifact, in points. "
                   f"'agreement' is {ev.get('agreement_name', 'the agreement')} with PyTorch on the "
                   "same samples. Values marked * are estimated in PyTorch with the weights "
-                  "compressed as the recipe does (Core ML cannot run on this OS).", ""]
+                  "compressed as the recipe does (the Core ML delegate of ExecuTorch cannot run "
+                  "on this OS). 'passed (emulated)': a Core ML program run by runtime_py's "
+                  "interpreter here (numpy, fp16 rounded after every op): measured numbers, "
+                  "not Core ML's own; a device may differ in the last fp16 bits.", ""]
         if any("exact" in o.get("compare", "") for o in manifest["outputs"]):
             names = ", ".join(o["name"] for o in manifest["outputs"] if o.get("compare") == "exact")
             lines += [f"'routes/exact': inputs on which the artifact's discrete outputs ({names}) "

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime_py import manifest as mf
-from runtime_py.backends import can_run
+from runtime_py.backends import can_run, describe, is_emulated
 from runtime_py.errors import PocketError
 from runtime_py.session import Session, check_artifacts
 from sdk_builder.bundle import read_tensor, write_tensor
@@ -146,7 +146,10 @@ def verify_runnable(stage: Path, manifest: dict, entry: dict, ref: Reference) ->
     session = Session(mf.resolve(stage, entry["file"]), bundle=stage, manifest=manifest,
                       entry=entry, threads=1)
     golden = _golden_parity(session, stage, entry, ref)
-    result = {"status": "passed", "golden": {k: json_number(v) for k, v in golden.items()}}
+    result = {"status": "passed", "golden": {k: json_number(v) for k, v in golden.items()},
+              "runtime": session.backend}
+    if is_emulated(entry):
+        result["emulated"] = True
     if ref.metric is not None:
         result["evaluation"] = _evaluation(session, ref)
     broken = exact_outputs_broken(result)
@@ -162,23 +165,21 @@ def verify_runnable(stage: Path, manifest: dict, entry: dict, ref: Reference) ->
 
 def _estimated_evaluation(module, recipe: str, ref: Reference) -> dict | None:
     """The task metric of the PyTorch model with its weights compressed as `recipe` does,
-    for artifacts this machine cannot run (Core ML)."""
+    for artifacts this machine cannot run (a Core ML-delegated .pte)."""
     from sdk_builder.emulate import emulate_weights
 
     if ref.metric is None or module is None:
         return None
     logits = eager_logits(emulate_weights(module, recipe), ref.eval_inputs)
     return {**score(logits, ref), "estimated": True,
-            "how": "PyTorch with the weights compressed as the recipe does (Core ML prediction needs macOS)"}
+            "how": "PyTorch with the weights compressed as the recipe does (the Core ML delegate "
+                   "of ExecuTorch runs on Apple OSes only)"}
 
 
 def verify_structure(stage: Path, manifest: dict, entry: dict, ref: Reference | None = None,
                      module=None) -> None:
     """For artifacts this machine cannot run: check what can be checked without running."""
-    import importlib
-
-    describe = importlib.import_module(f"runtime_py.backends.{entry['runtime']}").describe
-    structure = describe(mf.resolve(stage, entry["file"]))
+    structure = describe(entry["runtime"], mf.resolve(stage, entry["file"]))
     problems = []
     if entry["backend"] == "coreml" and entry["runtime"] == "executorch":
         if "CoreMLBackend" not in structure.get("delegates", []):

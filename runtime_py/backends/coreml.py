@@ -1,5 +1,7 @@
-"""Core ML backend: predicts with coremltools on macOS 14+; elsewhere it refuses with an
-UnsupportedError. describe() reads an .mlpackage's interface on any OS (no prediction).
+"""Core ML backend: predicts with Core ML (coremltools) on macOS 14+, and elsewhere runs
+the ML program in runtime_py's own interpreter (runtime_py.coreml_interpreter: numpy
+kernels, fp16 rounded after each op), labelled "coreml/emulated". describe() reads an
+.mlpackage's interface and op counts on any OS without coremltools.
 """
 from __future__ import annotations
 
@@ -9,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime_py.errors import PocketError, UnsupportedError
+from runtime_py.errors import PocketError
 
-_ARRAY_DTYPES = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32"}
 
 
 def _macos_major() -> int:
@@ -44,70 +45,76 @@ def check_package(path: Path) -> None:
                           "or corrupt); re-export it") from None
 
 
-def _load_spec(path: Path):
-    import coremltools as ct
-
-    check_package(path)
-    try:
-        return ct.models.MLModel(str(path), skip_model_load=True).get_spec()
-    except Exception as exc:
-        raise PocketError(f"cannot read Core ML model {path.name}: "
-                          f"{' '.join(str(exc).split())[:200]}; re-export it") from None
+def available(entry: dict) -> bool:
+    """Core ML on macOS 14+, the interpreter everywhere else: an ML program always runs."""
+    return True
 
 
-def _features(features) -> list[dict]:
-    rows = []
-    for f in features:
-        arr = f.type.multiArrayType
-        rows.append({"name": f.name,
-                     "shape": [int(d) for d in arr.shape],
-                     "dtype": _ARRAY_DTYPES.get(arr.dataType, str(arr.dataType))})
-    return rows
+def emulated(entry: dict) -> bool:
+    return _macos_major() < 14
 
 
 def describe(path: Path) -> dict:
     """{"inputs": [{name, shape, dtype}], "outputs": [...], "model_type", "spec_version",
-    "ops": {op type: count}} of an .mlpackage/.mlmodel, readable on any OS."""
+    "ops": {op type: count}} of an .mlpackage, read without coremltools (any OS)."""
+    from runtime_py.coreml_program import read_package
+
     path = Path(path)
-    spec = _load_spec(path)
-    kind = spec.WhichOneof("Type")
+    check_package(path)
+    program = read_package(path)
     ops: dict[str, int] = {}
-    if kind == "mlProgram":
-        for fn in spec.mlProgram.functions.values():
-            for block in fn.block_specializations.values():
-                for op in block.operations:
-                    ops[op.type] = ops.get(op.type, 0) + 1
-    return {"inputs": _features(spec.description.input),
-            "outputs": _features(spec.description.output),
-            "model_type": kind, "spec_version": int(spec.specificationVersion), "ops": ops}
+    for op in program.ops:
+        ops[op.type] = ops.get(op.type, 0) + 1
+
+    def rows(specs) -> list[dict]:
+        return [{"name": t.name, "shape": [int(d) for d in t.shape if d is not None], "dtype": t.dtype}
+                for t in specs]
+
+    return {"inputs": rows(program.inputs), "outputs": rows(program.outputs),
+            "model_type": "mlProgram", "spec_version": program.specification_version, "ops": ops}
+
+
+class _CoreMLPredict:
+    """Core ML prediction through coremltools (macOS 14+ only)."""
+
+    def __init__(self, path: Path) -> None:
+        import coremltools as ct
+
+        try:
+            self._model = ct.models.MLModel(str(path))
+        except Exception as exc:
+            raise PocketError(f"cannot load Core ML model {path.name}: "
+                              f"{' '.join(str(exc).split())[:200]}") from None
+        spec = self._model.get_spec()
+        self._in = [f.name for f in spec.description.input]
+        self._out = [f.name for f in spec.description.output]
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        result = self._model.predict(dict(zip(self._in, inputs)))
+        return [np.asarray(result[name], dtype=np.float32) for name in self._out]
 
 
 class Backend:
-    """Core ML prediction (macOS 14+ only)."""
+    """An ML program: Core ML on macOS 14+, the interpreter elsewhere (see `label`)."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
+        from runtime_py.coreml_interpreter import Interpreter
+
         self.path = Path(path)
         check_package(self.path)
-        if _macos_major() < 14:
-            raise UnsupportedError(
-                "Core ML prediction needs macOS 14+ with coremltools; on Linux use the "
-                ".pte/.tflite artifacts (a Core ML emulator comes later)")
-        import coremltools as ct
-
-        if not self.path.exists():
-            raise PocketError(f"Core ML model not found: {self.path}")
-        try:
-            self._model = ct.models.MLModel(str(self.path))
-        except Exception as exc:
-            raise PocketError(f"cannot load Core ML model {self.path.name}: "
-                              f"{' '.join(str(exc).split())[:200]}") from None
-        spec = self._model.get_spec()
-        self._in = [f["name"] for f in _features(spec.description.input)]
-        self._out = [f["name"] for f in _features(spec.description.output)]
-        # threads: Core ML schedules its own compute units; nothing to set.
+        program = Interpreter(self.path)          # reads and binds; refuses uncovered ops
+        self.input_shapes = [tuple(int(d) for d in s) for s in program.input_shapes]
+        self.output_shapes = [tuple(int(d) for d in s if d is not None) for s in program.output_shapes]
+        if _macos_major() >= 14:
+            self._impl, self.label = _CoreMLPredict(self.path), "coreml"
+        else:
+            self._impl, self.label = program, "coreml/emulated"
+        # threads: Core ML schedules its own compute units; the interpreter uses numpy's
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        if len(inputs) != len(self._in):
-            raise PocketError(f"{self.path.name} takes {len(self._in)} input(s), got {len(inputs)}")
-        result = self._model.predict(dict(zip(self._in, inputs)))
-        return [np.asarray(result[name], dtype=np.float32) for name in self._out]
+        if len(inputs) != len(self.input_shapes):
+            raise PocketError(f"{self.path.name} takes {len(self.input_shapes)} input(s), got {len(inputs)}")
+        for x, shape in zip(inputs, self.input_shapes):
+            if tuple(x.shape) != shape:
+                raise PocketError(f"{self.path.name} expects float32 {list(shape)}, got {x.dtype} {list(x.shape)}")
+        return self._impl.run(inputs)

@@ -19,6 +19,17 @@ _PTE_IDENTIFIER = b"ET"
 _APPLE_BACKENDS = {"CoreMLBackend": "Core ML", "MPSBackend": "MPS"}
 
 
+def available(entry: dict) -> bool:
+    """XNNPACK programs run anywhere; Core ML- or MPS-delegated ones need an Apple OS."""
+    import sys
+
+    return entry.get("backend") not in ("coreml", "mps") or sys.platform == "darwin"
+
+
+def emulated(entry: dict) -> bool:
+    return False
+
+
 def set_threads(threads: int) -> None:
     """Resize the ExecuTorch CPU threadpool (process-wide; XNNPACK uses it)."""
     from executorch.extension.pybindings import portable_lib
@@ -144,6 +155,7 @@ class Backend:
         except Exception as exc:
             raise self._load_error(exc) from None
         self._program = program                       # keeps the program alive
+        self.label = "executorch"
         # the pybind method itself (Method.execute only forwards to it): fewest hops per call
         self._call = getattr(method, "_method", None) or method.execute
         self.input_shapes = [tuple(meta.input_tensor_meta(i).sizes())

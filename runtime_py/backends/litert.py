@@ -20,6 +20,21 @@ def check_header(path: Path) -> None:
     check_flatbuffer_identifier(path, _TFLITE_IDENTIFIER, "a LiteRT .tflite")
 
 
+def available(entry: dict) -> bool:
+    return True
+
+
+def emulated(entry: dict) -> bool:
+    return False
+
+
+def describe(path: Path) -> dict:
+    """Inputs and outputs of a .tflite (LiteRT Interpreter, no invoke)."""
+    backend = Backend(path)
+    return {"inputs": [{"shape": list(s)} for s in backend.input_shapes],
+            "outputs": [{"shape": list(s)} for s in backend.output_shapes]}
+
+
 class Backend:
     """A loaded .tflite model's default signature."""
 
@@ -37,6 +52,7 @@ class Backend:
             raise PocketError(f"cannot load LiteRT model {self.path.name}: {one_line(exc)}; "
                               "the file may be corrupt or need newer LiteRT ops") from None
         self._interp = interp
+        self.label = "litert"
         inputs, outputs = interp.get_input_details(), interp.get_output_details()
         self._inputs = [(d["index"], tuple(int(v) for v in d["shape"]), d["dtype"]) for d in inputs]
         self._outputs = [d["index"] for d in outputs]

@@ -170,7 +170,7 @@ def _compress(mlmodel: Any, recipe: str, skip: tuple[str, ...] = ()) -> tuple[An
                                    "storage, fp16 compute",
                    "target_sparsity": PRUNE_SPARSITY[recipe],
                    "warning": "data-free pruning without sparse fine-tuning can destroy "
-                              "accuracy; check the estimated evaluation"}
+                              "accuracy; check the evaluation in the report"}
     else:  # pragma: no cover - guarded by check_recipe
         raise ValueError(recipe)
     ops = _weight_ops(compressed)

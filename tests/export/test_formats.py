@@ -367,11 +367,13 @@ def test_coreml_pte_unsupported_here(built):
 
 
 @pytest.mark.skipif(ON_APPLE, reason="Core ML predicts on macOS")
-def test_coreml_backend_unsupported_here(built):
+def test_coreml_backend_runs_the_program_emulated_here(built):
     from runtime_py.backends.coreml import Backend
 
-    with pytest.raises(UnsupportedError, match="macOS"):
-        Backend(built[("coreml", "fp16")].path)
+    backend = Backend(built[("coreml", "fp16")].path)
+    assert backend.label == "coreml/emulated"
+    outputs = backend.run([np.zeros(backend.input_shapes[0], np.float32)])
+    assert [o.shape for o in outputs] == backend.output_shapes and np.isfinite(outputs[0]).all()
 
 
 @pytest.mark.parametrize("fmt,kind", [("executorch-xnnpack", "executorch"), ("litert", "litert")])
