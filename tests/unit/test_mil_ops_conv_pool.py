@@ -9,25 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runtime_py.mil_ops import KERNELS, KernelError
+from runtime_py.mil_ops import KernelError
+from tests.unit.mil_helpers import normal_draws, one, t
 
 pytestmark = pytest.mark.unit
 torch.set_num_threads(1)
-RNG = np.random.default_rng(1)
+rand = normal_draws(101)
 
 
-def one(op: str, **inputs) -> np.ndarray:
-    out = KERNELS[op](inputs, {})
-    assert len(out) == 1
-    return out[0]
 
-
-def t(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a))
-
-
-def rand(*shape: int) -> np.ndarray:
-    return RNG.normal(size=shape).astype(np.float32)
 
 
 def tf_same(size: int, k: int, s: int, lower: bool = False) -> tuple[int, int]:

@@ -6,25 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runtime_py.mil_ops import KERNELS, KernelError
+from runtime_py.mil_ops import KernelError
+from tests.unit.mil_helpers import normal_draws, one, t
 
 pytestmark = pytest.mark.unit
 torch.set_num_threads(1)
-RNG = np.random.default_rng(4)
+rand = normal_draws(104)
 
 
-def one(op: str, **inputs) -> np.ndarray:
-    out = KERNELS[op](inputs, {})
-    assert len(out) == 1
-    return out[0]
 
-
-def t(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a))
-
-
-def rand(*shape: int) -> np.ndarray:
-    return RNG.normal(size=shape).astype(np.float32)
 
 
 X = rand(2, 3, 4, 5)

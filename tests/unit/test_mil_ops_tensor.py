@@ -7,28 +7,16 @@ import torch
 import torch.nn.functional as F
 
 from runtime_py.mil_ops import KERNELS, KernelError
+from tests.unit.mil_helpers import normal_draws, one, t
 
 pytestmark = pytest.mark.unit
 torch.set_num_threads(1)
 RNG = np.random.default_rng(3)
+rand = normal_draws(103)
 
 
 def run(op: str, **inputs) -> list[np.ndarray]:
     return KERNELS[op](inputs, {})
-
-
-def one(op: str, **inputs) -> np.ndarray:
-    out = run(op, **inputs)
-    assert len(out) == 1
-    return out[0]
-
-
-def t(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a))
-
-
-def rand(*shape: int) -> np.ndarray:
-    return RNG.normal(size=shape).astype(np.float32)
 
 
 X = rand(2, 3, 4, 5)
