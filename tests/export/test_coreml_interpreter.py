@@ -85,3 +85,28 @@ def test_the_interpreter_imports_neither_coremltools_nor_torch():
             "print(any(m.split('.')[0] in ('coremltools', 'torch') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr[-500:]
+
+
+def test_a_build_keeps_a_core_ml_artifact_the_interpreter_cannot_run(skipnet, monkeypatch, tmp_path):
+    """An op outside coverage is no reason to drop a valid .mlpackage: the build falls back
+    to the structural check and the PyTorch estimate, and says why."""
+    import shutil
+
+    from runtime_py import mil_ops
+    from sdk_builder.build import _base_manifest, BuildRequest
+    from sdk_builder.verify import torch_reference, verify_artifact
+
+    spec, path = skipnet
+    module = spec.load()
+    stage = tmp_path / "stage"
+    shutil.copytree(path, stage / path.name)
+    manifest = _base_manifest(BuildRequest(spec, "ios"), module, None, "none")
+    entry = {"file": path.name, "format": "coreml", "backend": "coreml", "runtime": "coreml",
+             "recipe": "fp16", "recipe_details": {}, "golden_outputs": []}
+    evaluation = spec.evaluation()
+    ref = torch_reference(module, [evaluation.inputs[:1].numpy()], evaluation, spec.task_row)
+    monkeypatch.delitem(mil_ops.KERNELS, "sigmoid_hard")
+    verify_artifact(stage, manifest, entry, ref, module)
+    ver = entry["verification"]
+    assert ver["status"] == "structure-only" and "sigmoid_hard" in ver["reason"]
+    assert ver["evaluation"]["estimated"] is True
