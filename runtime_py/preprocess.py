@@ -17,6 +17,7 @@ import numpy as np
 from runtime_py.errors import PocketError, one_line
 
 MAX_IMAGE_PIXELS = 100_000_000   # refuse decompression bombs before decoding
+EXIF_ORIENTATION = 0x0112
 
 
 class InputError(PocketError):
@@ -77,6 +78,8 @@ def _upright(image, own: bool):
             if own:
                 ImageOps.exif_transpose(image, in_place=True)
                 return image
+            if image.getexif().get(EXIF_ORIENTATION, 1) == 1:
+                return image     # already upright: no copy (Session.run and pocket run pass one)
             return ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, KeyError, TypeError, struct.error):
         return image

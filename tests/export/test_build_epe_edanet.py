@@ -4,8 +4,6 @@ of PyTorch's mIoU, and `pocket run --out` draws photos of any size and aspect.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +11,11 @@ import pytest
 from PIL import Image
 
 from runtime_py import manifest as mf
+from tests.tools.cli import pocket
 
 pytestmark = pytest.mark.export
 
 FORBIDDEN_ROUTING_OPS = ("topk", "sort", "argsort", "gather", "gather_nd", "scatter", "scatter_nd")
-
-
-def pocket(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sdk_builder.cli", *args],
-                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,16 +12,12 @@ import torch
 
 import runtime_py
 from runtime_py import manifest as mf
+from tests.tools.cli import pocket
 from runtime_py.errors import PocketError, UnsupportedError
 
 pytestmark = pytest.mark.export
 
 DIGITS = sorted((Path(__file__).parents[1] / "fixtures" / "digits").glob("*.png"))
-
-
-def pocket(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sdk_builder.cli", *args],
-                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
