@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.pocketvision-installed
 
-.PHONY: build test test-fast fuzz clean
+.PHONY: build test test-fast corpus fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,6 +19,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "unit or golden"
+
+# Every user-model family of tests/fixtures/user_models/corpus built for --target all
+# (~1 min per model): writes docs/corpus.json and the README's pass-rate table.
+corpus: $(STAMP)
+	$(BIN)/pocket doctor --corpus
 
 # Longer campaigns: hypothesis at 3000 examples per property, then mutated artifact bytes fed
 # to each runtime loader in subprocesses (crashes counted). FUZZ_CASES mutations per artifact.

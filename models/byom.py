@@ -34,27 +34,74 @@ def _load_factory(ref: str):
     return path, factory
 
 
-def _output_specs(module, shape: tuple[int, ...]) -> tuple[OutputSpec, ...]:
+def _checked_factory(factory, path: Path, notes: list[str]):
+    """The factory, wrapped so the model it returns is an nn.Module, on the CPU, in eval
+    mode; what was corrected goes into `notes` (once)."""
+    import torch
+
+    def build():
+        module = factory()
+        if not isinstance(module, torch.nn.Module):
+            raise UsageError(f"{path.name}:{factory.__name__}() returned {type(module).__name__}, "
+                             "not a torch.nn.Module")
+        devices = {p.device.type for p in [*module.parameters(), *module.buffers()]}
+        if "meta" in devices:
+            raise PocketError(f"{path.name}:{factory.__name__}() returned a model on the 'meta' "
+                              "device (no weights); build it on the CPU or load its weights")
+        if devices - {"cpu"}:
+            _note(notes, f"the model was on {', '.join(sorted(devices - {'cpu'}))}: Pocket exports "
+                         "on the CPU and moved it there")
+            module = module.cpu()
+        if module.training:
+            _note(notes, f"{factory.__name__}() returned the model in training mode: it is built "
+                         "in eval mode (BatchNorm running statistics, dropout off); call "
+                         "model.eval() in the factory to silence this")
+        return module.eval()
+    build.__name__ = factory.__name__
+    return build
+
+
+def _note(notes: list[str], text: str) -> None:
+    if text not in notes:
+        notes.append(text)
+
+
+def _output_specs(module, shape: tuple[int, ...], names: tuple[str, ...] | None) -> tuple[OutputSpec, ...]:
     import torch
 
     try:
         with torch.no_grad():
-            out = module.eval()(torch.zeros(shape))
+            out = module(torch.zeros(shape))
     except Exception as exc:
         raise PocketError(f"the model does not run on an input of shape {list(shape)}: "
                           f"{type(exc).__name__}: {exc}") from None
     outs = out if isinstance(out, (tuple, list)) else [out]
-    return tuple(OutputSpec(f"output{i}", tuple(o.shape), "model output") for i, o in enumerate(outs))
+    if not all(isinstance(o, torch.Tensor) for o in outs):
+        kinds = ", ".join(type(o).__name__ for o in outs)
+        raise UsageError(f"the model returns {kinds}: Pocket exports models whose forward returns "
+                         "a tensor or a tuple of tensors (return dict values as a tuple)")
+    if names is not None and len(names) != len(outs):
+        raise UsageError(f"--output-names gives {len(names)} name(s) for the model's "
+                         f"{len(outs)} output(s)")
+    names = names or tuple(f"output{i}" for i in range(len(outs)))
+    return tuple(OutputSpec(n, tuple(o.shape), "model output") for n, o in zip(names, outs))
 
 
 def spec_from_file(ref: str, input_shape: tuple[int, ...], task: str = "raw",
                    labels_file: Path | None = None, mean: tuple[float, ...] | None = None,
-                   std: tuple[float, ...] | None = None) -> ModelSpec:
-    """A ModelSpec for `path.py:factory`, whose factory returns an nn.Module."""
+                   std: tuple[float, ...] | None = None,
+                   output_names: tuple[str, ...] | None = None) -> ModelSpec:
+    """A ModelSpec for `path.py:factory`, whose factory returns an nn.Module. The spec's
+    `notes` say what Pocket corrected about the returned model (training mode, device)."""
     task_row = get_task(task)
     if len(input_shape) != 4 or min(input_shape) < 1:
         raise UsageError(f"--input-shape takes N,C,H,W with positive sizes, got {list(input_shape)}")
+    if output_names is not None and (len(set(output_names)) != len(output_names) or
+                                     not all(n.isidentifier() for n in output_names)):
+        raise UsageError(f"--output-names takes distinct identifiers, got {', '.join(output_names)}")
     path, factory = _load_factory(ref)
+    notes: list[str] = []
+    build = _checked_factory(factory, path, notes)
     channels = input_shape[1]
     mean = tuple(mean) if mean else (0.0,) * channels
     std = tuple(std) if std else (1.0,) * channels
@@ -66,10 +113,10 @@ def spec_from_file(ref: str, input_shape: tuple[int, ...], task: str = "raw",
                   if line.strip()]
     input_spec = InputSpec(shape=tuple(input_shape), color="GRAY" if channels == 1 else "RGB",
                            mean=mean, std=std)
-    outputs = _output_specs(factory(), input_spec.shape)
+    outputs = _output_specs(build(), input_spec.shape, output_names)
     postprocess = task_row.default_postprocess()
-    spec = ModelSpec(build=factory, task=task, input=input_spec, outputs=outputs,
-                     postprocess=postprocess, labels=labels,
+    spec = ModelSpec(build=build, task=task, input=input_spec, outputs=outputs,
+                     postprocess=postprocess, labels=labels, notes=tuple(notes),
                      description=f"user model {path.name}:{factory.__name__}")
     object.__setattr__(spec, "name", path.stem)
     return spec

@@ -124,6 +124,7 @@ class ModelSpec:
     calibration: Callable[[int], list] | None = None
     evaluation: Callable[[], EvalData] | None = None
     description: str = ""
+    notes: tuple[str, ...] = ()              # what the builder corrected (user models), shown at build
     name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

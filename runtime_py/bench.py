@@ -173,16 +173,16 @@ def ratios(stats: dict[str, dict], baseline: str, key: str = "trimmed_mean_ms") 
 
 # ---------------------------------------------------------------- threads
 def set_threads(runtime: str, threads: int) -> None:
-    """Pin the process-wide pools a runtime uses. LiteRT and ONNX Runtime take their thread
-    count when a model is opened instead (Interpreter num_threads, intra_op_num_threads)."""
-    if runtime == "executorch":
-        from runtime_py.backends.executorch import set_threads as et_threads
-
-        et_threads(threads)
-    elif runtime == "torch":
+    """Pin the process-wide pools a runtime (or "torch", the eager baseline) uses. LiteRT and
+    ONNX Runtime take their thread count when a model is opened instead."""
+    if runtime == "torch":
         import torch
 
         torch.set_num_threads(threads)
+        return
+    from runtime_py.backends import set_threads as backend_threads
+
+    backend_threads(runtime, threads)
 
 
 # ---------------------------------------------------------------- Session overhead
@@ -190,24 +190,8 @@ def backend_raw_call(backend: Any, example: np.ndarray) -> Callable[[], Any] | N
     """The bare runtime call of an open runtime_py backend, on the *same* loaded model (two
     loads of one model can differ by several percent): no checks, no conversions, no
     post-processing. None for a backend without one."""
-    call = getattr(backend, "_call", None)                      # ExecuTorch pybind method
-    if call is not None:
-        import torch
-
-        args = [torch.from_numpy(np.ascontiguousarray(example))]
-        return lambda: call(args)
-    interp = getattr(backend, "_interp", None)                  # LiteRT Interpreter
-    if interp is not None:
-        inp = interp.get_input_details()[0]["index"]
-        out = interp.get_output_details()[0]["index"]
-        set_tensor, invoke, get_tensor = interp.set_tensor, interp.invoke, interp.get_tensor
-
-        def litert_call() -> Any:
-            set_tensor(inp, example)
-            invoke()
-            return get_tensor(out)
-        return litert_call
-    return None
+    raw_call = getattr(backend, "raw_call", None)
+    return raw_call([example]) if raw_call is not None else None
 
 
 def session_overhead(session: Any, example: np.ndarray, iters: int, warmup: int = 10,

@@ -47,23 +47,18 @@ def aggregate(events: list[tuple[str, float]], top: int | None = None) -> list[d
 def profile(runtime: str, path: str | Path, example: np.ndarray, iters: int = 20,
             threads: int = 1) -> dict:
     """The per-operator profile of one artifact, or why this runtime build cannot give one."""
-    if runtime == "executorch":
-        return _executorch(Path(path), example, iters)
-    if runtime == "litert":
-        from runtime_py.litert_profiler import profile_litert
+    from runtime_py.backends import profile as backend_profile
 
-        result = profile_litert(path, example, iters, threads)
-        return {**result, "ops": aggregate(result["ops"])}
-    return unavailable(runtime, f"no profiler wired for runtime '{runtime}'")
+    return backend_profile(runtime, Path(path), example, iters, threads)
 
 
-def _executorch(path: Path, example: np.ndarray, iters: int) -> dict:
+def executorch_profile(path: Path, example: np.ndarray, iters: int) -> dict:
     import torch
-    from executorch.extension.pybindings import portable_lib
+    from executorch.extension.pybindings import _portable_lib
 
     source = "executorch etdump + devtools.Inspector"
     try:
-        module = portable_lib._load_for_executorch(str(path), enable_etdump=True)
+        module = _portable_lib._load_for_executorch(str(path), enable_etdump=True)
         args = (torch.from_numpy(np.ascontiguousarray(example)),)
         for _ in range(iters):
             module.forward(args)

@@ -198,7 +198,9 @@ def probe_artifact(path: Path, runtime: str) -> None:
     import subprocess
     import sys
 
-    if runtime == "coreml":     # structure-checked; prediction only on Apple OSes
+    from runtime_py.backends import needs_probe
+
+    if not needs_probe(runtime):
         return
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)

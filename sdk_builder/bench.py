@@ -102,16 +102,16 @@ def select_artifacts(manifest: dict, wanted: list[str]) -> tuple[list[dict], lis
 
 
 def delegation_of(entry: dict, bundle: Path | None = None) -> dict:
-    """The manifest's delegation summary; for a LiteRT artifact built before it was recorded,
-    read live from the runtime (needs `bundle`)."""
+    """The manifest's delegation summary; for an artifact built before it was recorded, what
+    its runtime can read back from the file (needs `bundle`)."""
     if entry.get("delegation"):
         return entry["delegation"]
-    if entry["runtime"] == "litert" and bundle is not None:
-        from runtime_py.delegation import litert_delegation
+    if bundle is None:
+        return {}
+    from runtime_py.backends import delegation
 
-        entry["delegation"] = litert_delegation(mf.resolve(bundle, entry["file"]))
-        return entry["delegation"]
-    return {}
+    entry["delegation"] = delegation(entry["runtime"], mf.resolve(bundle, entry["file"]))
+    return entry["delegation"]
 
 
 def eager_model(manifest: dict) -> tuple[Any | None, str | None]:

@@ -108,12 +108,49 @@ def _write_golden(stage: Path, manifest: dict, ref: Reference) -> None:
         manifest["golden"]["reference"].append(row)
 
 
-def _export(fmt: Format, recipe: str, module, spec, stage: Path, calib) -> tuple[dict, object]:
+class Canonical:
+    """The model as each format's exporter gets it: canonicalized once per set of passes
+    (sdk_builder.canonical), captured lazily for failure diagnosis. A model with modules
+    kept float (zoo routers) goes as written: the exporters find those by their class."""
+
+    def __init__(self, module, examples: tuple, keep_float: tuple) -> None:
+        from sdk_builder.quantize import present_types
+
+        self.module, self.examples = module, examples
+        self.enabled = not present_types(module, keep_float)
+        self._by_passes: dict[tuple, tuple] = {}
+        self._graph = None
+
+    def for_format(self, fmt: str) -> tuple[object, list[str]]:
+        from sdk_builder.canonical import PASSES, canonicalize
+
+        if not self.enabled:
+            return self.module, []
+        key = tuple(p.name for p in PASSES if p.concerns(fmt))
+        if key not in self._by_passes:
+            self._by_passes[key] = canonicalize(self.module, self.examples, fmt)
+        return self._by_passes[key]
+
+    def graph(self):
+        """The captured graph (for naming a failing op), or None if it does not capture."""
+        if self._graph is None:
+            from sdk_builder.canonical import capture
+
+            try:
+                self._graph = capture(self.module, self.examples).module()
+            except PocketError:
+                return None
+        return self._graph
+
+
+def _export(fmt: Format, recipe: str, canon: Canonical, spec, stage: Path,
+            calib) -> tuple[dict, object]:
     """Export one artifact into the stage: (its manifest entry, its PyTorch twin or None)."""
-    import torch
+    from sdk_builder.diagnose import export_failure
 
     name = fmt.artifact_name(spec.name, recipe)
-    job = ExportJob(module=module, example=torch.zeros(spec.input.shape), recipe=recipe,
+    module, passes = canon.for_format(fmt.name)
+    job = ExportJob(module=module, example=canon.examples[0], recipe=recipe,
                     out_path=stage / name, calibration=calib, keep_float=tuple(spec.keep_float))
     try:
         result = fmt.exporter()(job)
@@ -122,14 +159,15 @@ def _export(fmt: Format, recipe: str, module, spec, stage: Path, calib) -> tuple
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):   # the output disk, not the toolchain
             raise
-        raise ExportError(f"{fmt.name} {recipe} export failed: {one_line(exc, 300)}") from exc
-    except Exception as exc:  # toolchain failures: name the format and what the toolchain said
+        raise ExportError(f"{fmt.name} {recipe} export failed: {one_line(exc, 300)}"
+                          f"{export_failure(exc, canon.graph())}") from exc
+    except Exception as exc:  # toolchain failures: name the format, the op, the user's line
         raise ExportError(f"{fmt.name} {recipe} export failed: {type(exc).__name__}: "
-                          f"{one_line(exc, 300)}") from exc
+                          f"{one_line(exc, 300)}{export_failure(exc, canon.graph())}") from exc
     entry = {"file": name, "format": fmt.name, "backend": fmt.backend, "runtime": fmt.runtime,
              "recipe": recipe, "recipe_details": result.details,
              "sha256": sha256_of(result.path), "size_bytes": size_of(result.path),
-             "delegation": result.delegation, "golden_outputs": [],
+             "delegation": result.delegation, "canonical_passes": passes, "golden_outputs": [],
              "verification": {"status": "structure-only"}}
     return entry, result.quantized_module
 
@@ -211,10 +249,13 @@ def _build_into(stage: Path, req: BuildRequest, plan, weights, steps: Steps) -> 
         _write_golden(stage, manifest, ref)
         if spec.labels:
             (stage / "labels.txt").write_text("\n".join(spec.labels) + "\n", encoding="utf-8")
+    import torch
+
+    canon = Canonical(module, (torch.zeros(spec.input.shape),), tuple(spec.keep_float))
     for fmt, recipe in plan:
         try:
             with steps.step(f"export {fmt.name} {recipe}"):
-                entry, quantized = _export(fmt, recipe, module, spec, stage, calib)
+                entry, quantized = _export(fmt, recipe, canon, spec, stage, calib)
         except ExportError as exc:
             _skip(manifest, fmt.name, recipe, str(exc), steps)
             continue

@@ -113,20 +113,26 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
 
 
 def _model_spec(model: str | None, model_file: str | None, input_shape: str | None, task: str,
-                labels: Path | None, mean: str | None, std: str | None):
+                labels: Path | None, mean: str | None, std: str | None,
+                output_names: str | None = None):
     """The ModelSpec to build: a zoo model by name, or the user's file:factory."""
     if (model is None) == (model_file is None):
         raise click.UsageError("give a zoo MODEL name or --model-file path.py:factory (one of them)")
     if model is not None:
         from models.registry import get
 
+        if output_names is not None:
+            raise click.UsageError("--output-names is for --model-file models (zoo models name "
+                                   "their outputs)")
         return get(model)
     if input_shape is None:
         raise click.UsageError("--model-file needs --input-shape N,C,H,W")
     from models.byom import spec_from_file
 
     shape = tuple(int(v) for v in _floats(input_shape, "--input-shape"))
-    return spec_from_file(model_file, shape, task, labels, _floats(mean, "--mean"), _floats(std, "--std"))
+    names = tuple(n.strip() for n in output_names.split(",")) if output_names else None
+    return spec_from_file(model_file, shape, task, labels, _floats(mean, "--mean"),
+                          _floats(std, "--std"), names)
 
 
 @cli.command()
@@ -149,13 +155,16 @@ def _model_spec(model: str | None, model_file: str | None, input_shape: str | No
               help="With --model-file: labels.txt, one label per line.")
 @click.option("--mean", help="With --model-file: per-channel mean after scaling to [0,1], e.g. 0.485,0.456,0.406.")
 @click.option("--std", help="With --model-file: per-channel std, e.g. 0.229,0.224,0.225.")
+@click.option("--output-names", help="With --model-file: names of the model's outputs, "
+                                     "comma-separated (default output0, output1, ...).")
 @click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("dist"),
               show_default=True, help="Folder that receives <model>-<target>/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON when done.")
 def build(model: str | None, target: str, recipes: tuple[str, ...], max_drop: float | None,
           weights: Path | None, calib_data: Path | None, calib_samples: int | None,
           model_file: str | None, input_shape: str | None, task: str, labels: Path | None,
-          mean: str | None, std: str | None, out_dir: Path, as_json: bool) -> None:
+          mean: str | None, std: str | None, output_names: str | None, out_dir: Path,
+          as_json: bool) -> None:
     """Export MODEL (or --model-file) for a target, verify every artifact, write the bundle."""
     from sdk_builder.build import BuildRequest, PartialBuildError
     from sdk_builder.build import build as run_build
@@ -166,7 +175,9 @@ def build(model: str | None, target: str, recipes: tuple[str, ...], max_drop: fl
     candidates(target, list(recipes), max_drop is not None)  # fail fast, before loading torch
     if weights is not None and not weights.is_file():
         raise PocketError(f"weights file {weights} does not exist")
-    spec = _model_spec(model, model_file, input_shape, task, labels, mean, std)
+    spec = _model_spec(model, model_file, input_shape, task, labels, mean, std, output_names)
+    for note in spec.notes:
+        click.echo(f"note: {note}", err=True)
     request = BuildRequest(spec, target, list(recipes), weights, out_dir, max_drop, calib_data, calib_samples)
     path, manifest = run_build(request, Steps(quiet=as_json))
     if as_json:
@@ -336,6 +347,46 @@ def _fail(message: str, exit_code: int) -> None:
     """The CLI's error contract: one line on stderr ("error: what; how to fix"), exit code."""
     click.echo(f"error: {' '.join(message.split())}", err=True)
     sys.exit(exit_code)
+
+
+@cli.command()
+@click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path),
+              is_flag=False, default=None,
+              flag_value=str(Path(__file__).resolve().parents[1] / "tests/fixtures/user_models/corpus"),
+              help="Build every model of a corpus folder (default: the repository's user-model "
+                   "corpus) and tabulate what built, verified and delegated.")
+@click.option("--target", "-t", default="all", show_default=True, help="Target to build for.")
+@click.option("--only", multiple=True, help="Only these corpus models (file stems; repeatable).")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Result JSON (default with the repository corpus: docs/corpus.json, and the "
+                   "README's table is re-rendered from it).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result JSON.")
+def doctor(corpus_dir: Path | None, target: str, only: tuple[str, ...], out: Path | None,
+           as_json: bool) -> None:
+    """Check how well Pocket builds the models people bring (--corpus)."""
+    from sdk_builder import corpus
+
+    if corpus_dir is None:
+        raise click.UsageError("pocket doctor needs --corpus [FOLDER]")
+    per_model = len(corpus.columns(target))      # refuses an unknown target before building
+    console = _console()
+    with console.status("building the corpus") as status:
+        result = corpus.run_corpus(corpus_dir, target, only,
+                                   progress=lambda text: status.update(f"building {text}"))
+    default_run = corpus_dir.resolve() == corpus.DEFAULT_CORPUS.resolve() and not only
+    path = out or (corpus.RESULTS if default_run else None)
+    if path is not None:
+        corpus.write(result, path)
+        if path == corpus.RESULTS:
+            from sdk_builder.readme import main as render_readme
+
+            render_readme()
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(corpus.markdown(result))
+    click.echo(f"{per_model} artifacts per model; "
+               + (f"wrote {path}" if path else "not written (use --out)"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,7 +28,14 @@ def _zoo() -> str:
     return f"{zoo_markdown_table()}\n\nTasks (the task table, `models/tasks.py`):\n{tasks}"
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"formats": _formats, "zoo": _zoo}
+def _corpus() -> str:
+    from sdk_builder.corpus import load, markdown
+
+    result = load()
+    return markdown(result) if result else "(no corpus run recorded yet: `make corpus`)"
+
+
+BLOCKS: dict[str, Callable[[], str]] = {"formats": _formats, "zoo": _zoo, "corpus": _corpus}
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -93,6 +93,24 @@ def summary_table(manifest: dict):
     return table
 
 
+def _estimate_note(manifest: dict) -> str:
+    estimated = [a for a in manifest["artifacts"]
+                 if (a["verification"].get("evaluation") or {}).get("estimated")]
+    if not estimated:
+        return ""
+    why = estimated[0]["verification"].get("reason", "it cannot run on this machine")
+    return (" Values marked * are estimated in PyTorch with the weights compressed as the "
+            f"recipe does, for artifacts that did not run here ({why}).")
+
+
+def _emulation_note(manifest: dict) -> str:
+    if not any(a["verification"].get("emulated") for a in manifest["artifacts"]):
+        return ""
+    return (" 'passed (emulated)': a Core ML program run by runtime_py's interpreter here "
+            "(numpy, fp16 rounded after every op): measured numbers, not Core ML's own; a "
+            "device may differ in the last fp16 bits.")
+
+
 def markdown_table(manifest: dict) -> str:
     rows = artifact_rows(manifest)
     columns = _columns(rows)
@@ -216,11 +234,7 @@ def write_report(bundle: Path, manifest: dict) -> Path:
         lines += [f"The task metric is {ev['metric']} on {ev['samples']} held-out samples; PyTorch "
                   f"fp32 scores {ev['pytorch']:.2%}. 'drop' is PyTorch minus the artifact, in points. "
                   f"'agreement' is {ev.get('agreement_name', 'the agreement')} with PyTorch on the "
-                  "same samples. Values marked * are estimated in PyTorch with the weights "
-                  "compressed as the recipe does (the Core ML delegate of ExecuTorch cannot run "
-                  "on this OS). 'passed (emulated)': a Core ML program run by runtime_py's "
-                  "interpreter here (numpy, fp16 rounded after every op): measured numbers, "
-                  "not Core ML's own; a device may differ in the last fp16 bits.", ""]
+                  "same samples." + _estimate_note(manifest) + _emulation_note(manifest), ""]
         if any("exact" in o.get("compare", "") for o in manifest["outputs"]):
             names = ", ".join(o["name"] for o in manifest["outputs"] if o.get("compare") == "exact")
             lines += [f"'routes/exact': inputs on which the artifact's discrete outputs ({names}) "

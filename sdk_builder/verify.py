@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime_py import manifest as mf
-from runtime_py.backends import can_run, describe, is_emulated
+from runtime_py.backends import can_run, check_structure, describe, is_emulated
 from runtime_py.errors import PocketError, UnsupportedError
 from runtime_py.session import Session, check_artifacts
 from sdk_builder.bundle import read_tensor, write_tensor
@@ -172,29 +172,21 @@ def _estimated_evaluation(module, recipe: str, ref: Reference) -> dict | None:
         return None
     logits = eager_logits(emulate_weights(module, recipe), ref.eval_inputs)
     return {**score(logits, ref), "estimated": True,
-            "how": "PyTorch with the weights compressed as the recipe does (the Core ML delegate "
-                   "of ExecuTorch runs on Apple OSes only)"}
+            "how": "PyTorch with the weights compressed as the recipe does (the artifact "
+                   "itself cannot run here)"}
 
 
 def verify_structure(stage: Path, manifest: dict, entry: dict, ref: Reference | None = None,
-                     module=None) -> None:
+                     module=None, why: str = "needs an Apple OS") -> None:
     """For artifacts this machine cannot run: check what can be checked without running."""
-    structure = describe(entry["runtime"], mf.resolve(stage, entry["file"]))
-    problems = []
-    if entry["backend"] == "coreml" and entry["runtime"] == "executorch":
-        if "CoreMLBackend" not in structure.get("delegates", []):
-            problems.append("the program holds no Core ML delegate")
-    elif entry["runtime"] == "coreml":
-        want = [list(manifest["input"]["shape"])] + [list(o["shape"]) for o in manifest["outputs"]]
-        got = [list(i["shape"]) for i in structure.get("inputs", [])] + \
-              [list(o["shape"]) for o in structure.get("outputs", [])]
-        if got != want:
-            problems.append(f"input/output shapes {got} differ from the manifest's {want}")
+    path = mf.resolve(stage, entry["file"])
+    structure = describe(entry["runtime"], path)
+    problems = check_structure(entry["runtime"], path, manifest, entry)
     entry["golden_outputs"] = []
     entry["verification"] = {
         "status": "failed" if problems else "structure-only", "structure": structure,
-        "reason": "; ".join(problems) or "cannot run here: needs an Apple OS; checked the "
-                                         "file's inputs, outputs and delegates only"}
+        "reason": "; ".join(problems) or f"cannot run here ({why}); checked the file's inputs, "
+                                         "outputs and delegates only"}
     estimate = _estimated_evaluation(module, entry["recipe"], ref) if ref and not problems else None
     if estimate:
         entry["verification"]["evaluation"] = estimate
@@ -211,9 +203,8 @@ def verify_artifact(stage: Path, manifest: dict, entry: dict, ref: Reference, mo
     except UnsupportedError as exc:
         if not is_emulated(entry):
             raise
-        # an op outside the interpreter's coverage: the artifact is fine for Core ML itself
-        verify_structure(stage, manifest, entry, ref, module)
-        entry["verification"]["reason"] += f"; not emulated here: {exc}"
+        # an op outside the emulator's coverage: the artifact is fine for Core ML itself
+        verify_structure(stage, manifest, entry, ref, module, why=f"not emulated: {exc}")
 
 
 def reverify_bundle(bundle: Path, threads: int = 1) -> list[dict]:

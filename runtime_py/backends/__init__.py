@@ -3,14 +3,22 @@
 Each module `runtime_py.backends.<name>` implements the same interface:
 
     Backend(path: Path, threads: int | None = None)     # opens the artifact
-    Backend.run(inputs: list[np.ndarray]) -> list[np.ndarray]   # float32 in, float32 out
-    Backend.input_shapes, Backend.output_shapes, Backend.label  # e.g. "coreml/emulated"
+      .run(inputs: list[np.ndarray]) -> list[np.ndarray]   # float32 in, float32 out
+      .raw_call(inputs) -> () -> Any     # the bare runtime call, no checks (bench overhead)
+      .input_shapes, .output_shapes, .label                # label e.g. "coreml/emulated"
+    NATIVE: bool                       # native code a corrupt file can crash (Session probes it)
     available(entry: dict) -> bool     # can this machine run the artifact a manifest entry names?
     emulated(entry: dict) -> bool      # would it run in an emulator (numbers, not phone speed)?
     describe(path: Path) -> dict       # what the file holds, read without running it
+    check_structure(path, manifest, entry) -> list[str]   # problems visible without running
+    delegation(path: Path) -> dict     # delegate coverage read back from the file ({} if none)
+    set_threads(threads: int) -> None  # process-wide pools (a no-op where threads are per model)
+    profile(path, example, iters, threads) -> dict        # per-op times (runtime_py.op_profile)
 
 Session, verification and bench ask these functions; none of them tests a runtime's name.
-Modules import their runtime lazily, so `import runtime_py` stays fast.
+Modules import their runtime lazily, so `import runtime_py` stays fast. Adding a runtime
+is one module plus one RUNTIMES row (and its name in the manifest schema's enum, which
+tests/unit/test_backends.py keeps equal to RUNTIMES).
 """
 from __future__ import annotations
 
@@ -18,7 +26,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -49,6 +57,8 @@ class Backend(Protocol):
     label: str
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
+
+    def raw_call(self, inputs: list[np.ndarray]) -> Callable[[], Any]: ...
 
 
 def runtime(name: str) -> Runtime:
@@ -88,3 +98,38 @@ def is_emulated(entry: dict) -> bool:
 def describe(kind: str, path: Path) -> dict:
     """What an artifact file holds, read without running it."""
     return runtime(kind).module().describe(Path(path))
+
+
+def set_threads(kind: str, threads: int) -> None:
+    runtime(kind).module().set_threads(threads)
+
+
+def delegation(kind: str, path: Path) -> dict:
+    return runtime(kind).module().delegation(Path(path))
+
+
+def profile(kind: str, path: Path, example: np.ndarray, iters: int = 20, threads: int = 1) -> dict:
+    return runtime(kind).module().profile(Path(path), example, iters, threads)
+
+
+def needs_probe(kind: str) -> bool:
+    """Whether a file of this runtime could crash the process (native loader)."""
+    return bool(runtime(kind).module().NATIVE)
+
+
+def check_structure(kind: str, path: Path, manifest: dict, entry: dict) -> list[str]:
+    return runtime(kind).module().check_structure(Path(path), manifest, entry)
+
+
+def manifest_shapes(manifest: dict) -> list[list[int]]:
+    """[input shapes..., output shapes...] the manifest promises."""
+    inputs = manifest.get("inputs") or [manifest["input"]]
+    return [list(i["shape"]) for i in inputs] + [list(o["shape"]) for o in manifest["outputs"]]
+
+
+def shape_problems(structure: dict, manifest: dict) -> list[str]:
+    """A described file's interface shapes against the manifest's (one message or none)."""
+    want = manifest_shapes(manifest)
+    got = [list(i["shape"]) for i in structure.get("inputs", [])] + \
+          [list(o["shape"]) for o in structure.get("outputs", [])]
+    return [] if got == want else [f"input/output shapes {got} differ from the manifest's {want}"]

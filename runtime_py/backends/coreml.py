@@ -8,11 +8,14 @@ from __future__ import annotations
 import platform
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
+from runtime_py.backends import shape_problems
 from runtime_py.errors import PocketError
 
+NATIVE = False      # the interpreter is numpy: a corrupt package raises, it cannot crash
 
 
 def _macos_major() -> int:
@@ -74,6 +77,27 @@ def describe(path: Path) -> dict:
             "model_type": "mlProgram", "spec_version": program.specification_version, "ops": ops}
 
 
+def set_threads(threads: int) -> None:
+    """Nothing to set: Core ML schedules its own compute units, the interpreter uses numpy's."""
+
+
+def check_structure(path: Path, manifest: dict, entry: dict) -> list[str]:
+    """Problems visible without running: interface shapes against the manifest."""
+    return shape_problems(describe(path), manifest)
+
+
+def delegation(path: Path) -> dict:
+    """Core ML places ops on CPU/GPU/Neural Engine itself, at load time on the device."""
+    return {}
+
+
+def profile(path: Path, example: np.ndarray, iters: int = 20, threads: int = 1) -> dict:
+    from runtime_py.op_profile import unavailable
+
+    return unavailable("coreml", "Core ML per-op timings need Xcode's Core ML Instruments on a "
+                                 "Mac; the emulator's timings say nothing about a phone")
+
+
 class _CoreMLPredict:
     """Core ML prediction through coremltools (macOS 14+ only)."""
 
@@ -102,14 +126,21 @@ class Backend:
 
         self.path = Path(path)
         check_package(self.path)
-        program = Interpreter(self.path)          # reads and binds; refuses uncovered ops
+        program = Interpreter(self.path, threads=threads)   # reads, binds; refuses uncovered ops
         self.input_shapes = [tuple(int(d) for d in s) for s in program.input_shapes]
         self.output_shapes = [tuple(int(d) for d in s if d is not None) for s in program.output_shapes]
+        self.input_names = [t.name for t in program.program.inputs]
+        self.output_names = [t.name for t in program.program.outputs]
         if _macos_major() >= 14:
             self._impl, self.label = _CoreMLPredict(self.path), "coreml"
         else:
             self._impl, self.label = program, "coreml/emulated"
-        # threads: Core ML schedules its own compute units; the interpreter uses numpy's
+        # threads: Core ML schedules its own compute units; the interpreter gives them to BLAS
+
+    def raw_call(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
+        """The bare call on these inputs: no checks (bench)."""
+        run = self._impl.run
+        return lambda: run(inputs)
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.input_shapes):

@@ -1,40 +1,56 @@
 """ExecuTorch backend: runs a .pte with the ExecuTorch C++ runtime (pybindings).
 
-The program is loaded and the "forward" method resolved once; run() only wraps the numpy
-inputs as tensors (no copy), executes, and turns the (already cloned) outputs back into
-numpy arrays.
+The runtime is reached through `executorch.extension.pybindings._portable_lib` directly:
+`executorch.runtime` (and the public `portable_lib` wrapper) import ExecuTorch's exporter
+(`executorch.exir`, ~4 s and a screen of warnings) to run a file. The program is loaded
+and "forward" resolved once; run() only wraps the numpy inputs as tensors (no copy),
+executes, and turns the (cloned) outputs back into numpy arrays.
+
+A program delegated to Core ML runs where the runtime has no Core ML delegate (anything
+but an Apple OS) through runtime_py.coreml_delegate: its embedded ML program in the
+Core ML emulator, labelled "executorch/coreml/emulated".
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from runtime_py import native_log, pte_file
 from runtime_py.backends import check_flatbuffer_identifier
 from runtime_py.errors import PocketError, UnsupportedError, one_line
 
-_FLOAT = 6          # executorch ScalarType::Float
-_PTE_IDENTIFIER = b"ET"
+NATIVE = True                 # native code: a corrupt file can crash the process (Session probes)
 _APPLE_BACKENDS = {"CoreMLBackend": "Core ML", "MPSBackend": "MPS"}
 
 
-def available(entry: dict) -> bool:
-    """XNNPACK programs run anywhere; Core ML- or MPS-delegated ones need an Apple OS."""
-    import sys
+def _runtime() -> Any:
+    import torch  # noqa: F401 - the pybindings link libtorch and take torch tensors
+    from executorch.extension.pybindings import _portable_lib
 
-    return entry.get("backend") not in ("coreml", "mps") or sys.platform == "darwin"
+    return _portable_lib
+
+
+def _on_apple() -> bool:
+    return sys.platform == "darwin"
+
+
+def available(entry: dict) -> bool:
+    """XNNPACK programs run anywhere, Core ML-delegated ones too (emulated off Apple
+    OSes); MPS-delegated ones need an Apple OS."""
+    return entry.get("backend") != "mps" or _on_apple()
 
 
 def emulated(entry: dict) -> bool:
-    return False
+    return entry.get("backend") == "coreml" and not _on_apple()
 
 
 def set_threads(threads: int) -> None:
     """Resize the ExecuTorch CPU threadpool (process-wide; XNNPACK uses it)."""
-    from executorch.extension.pybindings import portable_lib
-
-    portable_lib._unsafe_reset_threadpool(int(threads))
+    with native_log.captured():
+        _runtime()._unsafe_reset_threadpool(int(threads))
 
 
 def describe(path: Path) -> dict:
@@ -42,129 +58,102 @@ def describe(path: Path) -> dict:
     {"methods": [...], "delegates": ["XnnpackBackend", ...], "delegate_count": n,
      "operators": [non-delegated kernels, e.g. "aten::add.out"]}.
     """
-    path = Path(path)
-    data = _read_pte(path)
-    try:
-        program = _table(data, _root(data))
-        methods, delegates, operators = [], [], set()
-        for plan in _vector(program, 1):                         # Program.execution_plan
-            methods.append(_string(plan, 0))                     # ExecutionPlan.name
-            delegates.extend(_string(d, 0) for d in _vector(plan, 7))    # .delegates[].id
-            for op in _vector(plan, 6):                          # .operators[]
-                name, overload = _string(op, 0), _string(op, 1)
-                operators.add(f"{name}.{overload}" if overload else name)
-    except Exception as exc:  # malformed flatbuffer
-        raise PocketError(f"{path.name} is not a readable ExecuTorch program ({one_line(exc)}); "
-                          "re-export it") from None
-    return {"methods": methods, "delegates": sorted(set(delegates)),
-            "delegate_count": len(delegates), "operators": sorted(operators)}
+    return pte_file.describe(Path(path))
 
 
-# A minimal reader for the few Program fields describe() needs (schema: executorch
-# exir/_serialize/program.fbs). The generated Python bindings shipped in executorch 1.4.1
-# are broken (ExecutionPlan() resolves to a module) and exir's deserializer imports torch.
-def _root(data: bytes) -> int:
-    import flatbuffers
-
-    return flatbuffers.encode.Get(flatbuffers.packer.uoffset, data, 0)
-
-
-def _table(data: bytes, pos: int) -> Any:
-    from flatbuffers.table import Table
-
-    return Table(data, pos)
+def check_structure(path: Path, manifest: dict, entry: dict) -> list[str]:
+    """Problems visible without running: the delegate the entry promises is in the file."""
+    wanted = {"xnnpack": "XnnpackBackend", "coreml": "CoreMLBackend", "mps": "MPSBackend"}
+    backend = wanted.get(entry.get("backend", ""))
+    if backend and backend not in describe(path)["delegates"]:
+        return [f"the program holds no {backend} delegate"]
+    return []
 
 
-def _field(tab: Any, index: int) -> int:
-    return tab.Offset(4 + 2 * index)
+def delegation(path: Path) -> dict:
+    """Recorded at export (the lowering knows the partitions); nothing to read back here."""
+    return {}
 
 
-def _string(tab: Any, index: int) -> str:
-    off = _field(tab, index)
-    return tab.String(off + tab.Pos).decode() if off else ""
+def profile(path: Path, example: np.ndarray, iters: int = 20, threads: int = 1) -> dict:
+    from runtime_py.op_profile import executorch_profile
 
-
-def _vector(tab: Any, index: int) -> list:
-    from flatbuffers.table import Table
-
-    off = _field(tab, index)
-    if not off:
-        return []
-    start, n = tab.Vector(off), tab.VectorLen(off)
-    return [Table(tab.Bytes, tab.Indirect(start + 4 * i)) for i in range(n)]
+    return executorch_profile(Path(path), example, iters)
 
 
 def check_header(path: Path) -> None:
     """Refuse a file without the .pte flatbuffer identifier (the native loader then
     verifies the flatbuffer and the segment table itself)."""
-    check_flatbuffer_identifier(path, _PTE_IDENTIFIER, "an ExecuTorch .pte")
-
-
-def _read_pte(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PocketError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) < 8 or data[4:6] != _PTE_IDENTIFIER:
-        raise PocketError(f"{path.name} is not an ExecuTorch .pte file (bad header); "
-                          "re-export it or check the download")
-    return data
+    check_flatbuffer_identifier(path, pte_file.IDENTIFIER, "an ExecuTorch .pte")
 
 
 def _missing_backends(path: Path) -> list[str]:
     """Delegate backends the program needs that this runtime does not have."""
-    from executorch.runtime import Runtime
-
     try:
         needed = describe(path)["delegates"]
     except PocketError:
         return []
-    registry = Runtime.get().backend_registry
-    return [b for b in needed if not registry.is_available(b)]
+    registered = set(_runtime()._get_registered_backend_names())
+    return [b for b in needed if b not in registered]
 
 
 def _missing_kernels(path: Path) -> list[str]:
     """Non-delegated operators of the program that no registered kernel implements."""
-    from executorch.extension.pybindings import portable_lib
-
     try:
         needed = describe(path)["operators"]
     except PocketError:
         return []
-    registered = set(portable_lib._get_operator_names())
+    registered = set(_runtime()._get_operator_names())
     return [op for op in needed if op not in registered]
 
 
-class Backend:
+def Backend(path: Path, threads: int | None = None) -> Any:  # noqa: N802 - the protocol's name
+    """The loaded program: ExecuTorch itself, or (off Apple OSes, whose ExecuTorch has no
+    Core ML delegate) the Core ML emulator on the program's embedded ML program."""
+    path = Path(path)
+    if not path.is_file():
+        raise PocketError(f"ExecuTorch program not found: {path}")
+    check_header(path)
+    if not _on_apple() and "CoreMLBackend" in describe(path)["delegates"]:
+        from runtime_py.coreml_delegate import DelegatedProgram
+
+        return DelegatedProgram(path, threads=threads)
+    return Program(path, threads=threads)
+
+
+class Program:
     """A loaded .pte program's "forward" method."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        import torch  # the pybindings need torch loaded first; run() uses torch.from_numpy
-        from executorch.runtime import Runtime
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise PocketError(f"ExecuTorch program not found: {self.path}")
-        check_header(self.path)
-        if threads:
-            set_threads(threads)
-        try:
-            program = Runtime.get().load_program(self.path)
-            method = program.load_method("forward")
-            meta = method.metadata
-        except Exception as exc:
-            raise self._load_error(exc) from None
-        self._program = program                       # keeps the program alive
+        runtime = _runtime()
+        failure: BaseException | None = None
+        with native_log.captured() as log:
+            try:
+                if threads:
+                    runtime._unsafe_reset_threadpool(int(threads))
+                # InternalConsistency: the flatbuffer verifier (Minimal, the pybindings'
+                # default, lets bit flips in the tables through to a crash)
+                program = runtime._load_program(
+                    str(self.path), program_verification=runtime.Verification.InternalConsistency)
+                method = program.load_method("forward")
+                meta = method.method_meta()
+            except Exception as exc:  # noqa: BLE001 - worded by _load_error below
+                failure = exc
+        if failure is not None:
+            raise self._load_error(failure, log.quote()) from None
+        self._program, self._method = program, method      # the method borrows the program
         self.label = "executorch"
-        # the pybind method itself (Method.execute only forwards to it): fewest hops per call
-        self._call = getattr(method, "_method", None) or method.execute
+        self._call = method.call
         self.input_shapes = [tuple(meta.input_tensor_meta(i).sizes())
                              for i in range(meta.num_inputs())]
         self.output_shapes = [tuple(meta.output_tensor_meta(i).sizes())
                               for i in range(meta.num_outputs())]
+        import torch
+
         self._from_numpy = torch.from_numpy
 
-    def _load_error(self, exc: BaseException) -> PocketError:
+    def _load_error(self, exc: BaseException, log: str) -> PocketError:
         missing = _missing_backends(self.path)
         apple = [_APPLE_BACKENDS[b] for b in missing if b in _APPLE_BACKENDS]
         if apple:
@@ -174,13 +163,19 @@ class Backend:
         if missing:
             return UnsupportedError(f"{self.path.name} needs ExecuTorch backend(s) "
                                     f"{', '.join(missing)} that this runtime lacks")
-        _read_pte(self.path)  # raises a clearer error for a non-.pte file
+        pte_file.read(self.path)  # raises a clearer error for a non-.pte file
         kernels = _missing_kernels(self.path)
         if kernels:
             return UnsupportedError(f"{self.path.name} needs operator(s) {', '.join(kernels)} that "
                                     "this ExecuTorch runtime has no kernel for")
-        return PocketError(f"cannot load ExecuTorch program {self.path.name}: {one_line(exc)}; "
+        return PocketError(f"cannot load ExecuTorch program {self.path.name}: {one_line(exc)}{log}; "
                            "the file may be corrupt or from an incompatible ExecuTorch version")
+
+    def raw_call(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
+        """The bare runtime call on these inputs: no checks, no conversions (bench)."""
+        args = [self._from_numpy(np.ascontiguousarray(x)) for x in inputs]
+        call = self._call
+        return lambda: call(args)
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """float32 arrays in (shapes as exported), float32 arrays out."""

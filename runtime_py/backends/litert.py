@@ -4,13 +4,16 @@ applied by default). Tensors are allocated once; run() sets inputs, invokes, cop
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
-from runtime_py.backends import check_flatbuffer_identifier
+from runtime_py import native_log
+from runtime_py.backends import check_flatbuffer_identifier, shape_problems
 from runtime_py.errors import PocketError, one_line
 
 
+NATIVE = True                   # native code: a corrupt file can crash the process (Session probes)
 _TFLITE_IDENTIFIER = b"TFL3"    # flatbuffer file identifier, bytes 4..8
 
 
@@ -28,11 +31,35 @@ def emulated(entry: dict) -> bool:
     return False
 
 
+def set_threads(threads: int) -> None:
+    """Nothing process-wide: LiteRT takes its thread count per model (Backend(threads=))."""
+
+
 def describe(path: Path) -> dict:
     """Inputs and outputs of a .tflite (LiteRT Interpreter, no invoke)."""
     backend = Backend(path)
     return {"inputs": [{"shape": list(s)} for s in backend.input_shapes],
             "outputs": [{"shape": list(s)} for s in backend.output_shapes]}
+
+
+def check_structure(path: Path, manifest: dict, entry: dict) -> list[str]:
+    """Problems visible without running: interface shapes against the manifest."""
+    return shape_problems(describe(path), manifest)
+
+
+def delegation(path: Path) -> dict:
+    """Which ops the XNNPACK delegate takes at run time, read from the runtime."""
+    from runtime_py.delegation import litert_delegation
+
+    return litert_delegation(path)
+
+
+def profile(path: Path, example: np.ndarray, iters: int = 20, threads: int = 1) -> dict:
+    from runtime_py.litert_profiler import profile_litert
+    from runtime_py.op_profile import aggregate
+
+    result = profile_litert(path, example, iters, threads)
+    return {**result, "ops": aggregate(result["ops"])}
 
 
 class Backend:
@@ -45,11 +72,16 @@ class Backend:
         if not self.path.is_file():
             raise PocketError(f"LiteRT model not found: {self.path}")
         check_header(self.path)
-        try:
-            interp = Interpreter(model_path=str(self.path), num_threads=threads)
-            interp.allocate_tensors()
-        except Exception as exc:
-            raise PocketError(f"cannot load LiteRT model {self.path.name}: {one_line(exc)}; "
+        failure: BaseException | None = None
+        with native_log.captured() as log:      # "INFO: Created TensorFlow Lite XNNPACK delegate"
+            try:
+                interp = Interpreter(model_path=str(self.path), num_threads=threads)
+                interp.allocate_tensors()
+            except Exception as exc:  # noqa: BLE001 - worded below
+                failure = exc
+        if failure is not None:
+            raise PocketError(f"cannot load LiteRT model {self.path.name}: {one_line(failure)}"
+                              f"{log.quote()}; "
                               "the file may be corrupt or need newer LiteRT ops") from None
         self._interp = interp
         self.label = "litert"
@@ -59,6 +91,18 @@ class Backend:
         self.input_shapes = [s for _, s, _ in self._inputs]
         self.output_shapes = [tuple(int(v) for v in d["shape"]) for d in outputs]
         self._set, self._get, self._invoke = interp.set_tensor, interp.get_tensor, interp.invoke
+
+    def raw_call(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
+        """The bare runtime call on these inputs: no checks, no conversions (bench)."""
+        pairs = [(index, x) for (index, _, _), x in zip(self._inputs, inputs)]
+        set_tensor, invoke, get_tensor, outs = self._set, self._invoke, self._get, self._outputs
+
+        def call() -> Any:
+            for index, x in pairs:
+                set_tensor(index, x)
+            invoke()
+            return [get_tensor(i) for i in outs]
+        return call
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """float32 arrays in (shapes as exported), float32 arrays out (copies)."""

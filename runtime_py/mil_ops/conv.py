@@ -62,18 +62,52 @@ def conv(inputs: dict[str, Any], attrs: dict[str, Any]) -> list[np.ndarray]:
     outs = [out_size(i, p, k, s) for i, p, k, s in zip(in_sizes, pads, eff, strides)]
     bias = _bias(inputs, c_out)
 
-    view = windows(work(x), pads, kernel_size, strides, dilations, outs)  # N,C,*out,*K
+    og = c_out // groups
+    if math.prod(kernel_size) == 1 and not any(a or b for a, b in pads) and strides == [1] * nd:
+        y = _pointwise(work(x), work(w), groups)
+    elif cg == 1 and og == 1:
+        y = _depthwise(work(x), work(w), pads, kernel_size, strides, dilations, outs)
+    else:
+        y = _im2col(work(x), work(w), groups, pads, kernel_size, strides, dilations, outs)
+    if bias is not None:
+        y = y + bias.reshape([1, -1] + [1] * nd)
+    return [y.astype(x.dtype, copy=False)]
+
+
+def _pointwise(x: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
+    """A 1x1, stride-1, unpadded conv: one matmul per group on (C, pixels)."""
+    n, c_in, *spatial = x.shape
+    c_out = w.shape[0]
+    xs = x.reshape(n, groups, c_in // groups, -1)
+    ws = w.reshape(groups, c_out // groups, c_in // groups)
+    return np.matmul(ws, xs).reshape(n, c_out, *spatial)
+
+
+def _depthwise(x: np.ndarray, w: np.ndarray, pads, kernel_size, strides, dilations,
+               outs) -> np.ndarray:
+    """One filter per channel: a weighted sum of the kernel's shifted, strided views."""
+    view = windows(x, pads, kernel_size, strides, dilations, outs)  # N,C,*out,*K
+    nd = len(kernel_size)
+    taps = w.reshape(w.shape[0], -1)
+    y = np.zeros(view.shape[:2 + nd], np.float32 if x.dtype != np.float64 else np.float64)
+    for k, tap in enumerate(itertools.product(*(range(size) for size in kernel_size))):
+        y += view[(Ellipsis, *tap)] * taps[:, k].reshape([1, -1] + [1] * nd)
+    return y
+
+
+def _im2col(x: np.ndarray, w: np.ndarray, groups: int, pads, kernel_size, strides,
+            dilations, outs) -> np.ndarray:
+    """Any conv: the windows as columns, one batched matmul per group."""
+    n, c_out, cg, nd = x.shape[0], w.shape[0], w.shape[1], len(kernel_size)
+    view = windows(x, pads, kernel_size, strides, dilations, outs)  # N,C,*out,*K
     og, kk, m = c_out // groups, math.prod(kernel_size), math.prod(outs)
     view = view.reshape(n, groups, cg, *outs, *kernel_size)
     order = [1, 0, *range(3, 3 + nd), 2, *range(3 + nd, 3 + 2 * nd)]
     cols = view.transpose(order).reshape(groups, n * m, cg * kk)
-    wk = work(w).reshape(groups, og, cg * kk).transpose(0, 2, 1)
+    wk = w.reshape(groups, og, cg * kk).transpose(0, 2, 1)
     y = np.matmul(cols, wk)  # G, N*M, Og
     y = y.reshape(groups, n, *outs, og)
-    y = y.transpose([1, 0, nd + 2, *range(2, nd + 2)]).reshape(n, c_out, *outs)
-    if bias is not None:
-        y = y + bias.reshape([1, -1] + [1] * nd)
-    return [y.astype(x.dtype, copy=False)]
+    return y.transpose([1, 0, nd + 2, *range(2, nd + 2)]).reshape(n, c_out, *outs)
 
 
 def _transpose_contributions(x: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:

@@ -71,7 +71,8 @@ FORMATS: tuple[Format, ...] = (
            "per op): golden inputs + evaluation split"),
     Format("executorch-coreml", ".pte", "coreml", "executorch", ("fp16", "w8"),
            "executorch_coreml", "ExecuTorch program delegated to Core ML", "iOS 17+, macOS 14+",
-           "structure only on Linux (the Core ML delegate runs on Apple OSes)"),
+           "Core ML on Apple OSes; elsewhere its embedded ML program in runtime_py's "
+           "interpreter (emulated): golden inputs + evaluation split"),
 )
 
 TARGETS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -39,10 +39,14 @@ def _export(job: ExportJob) -> ExportResult:
 
     check_recipe("executorch-coreml", job.recipe)
     out = prepare_out(Path(job.out_path))
+    kept = present_types(job.module, job.keep_float)
+    # CoreMLBackend takes one precision for the whole delegate (no op selector): modules
+    # that must stay float32 (a router whose near-ties fp16 would reorder) make it float32
+    precision = ct.precision.FLOAT32 if kept else ct.precision.FLOAT16
     specs = CoreMLBackend.generate_compile_specs(
         compute_unit=ct.ComputeUnit.ALL,
         minimum_deployment_target=ct.target.iOS17,
-        compute_precision=ct.precision.FLOAT16,
+        compute_precision=precision,
         op_linear_quantizer_config=dict(W8_LINEAR_CONFIG) if job.recipe == "w8" else None,
     )
     with torch.no_grad():
@@ -51,14 +55,13 @@ def _export(job: ExportJob) -> ExportResult:
     details = {"toolchain": f"executorch {version('executorch')}, "
                             f"coremltools {version('coremltools')}",
                "torch": version("torch"), "minimum_deployment_target": "iOS17",
-               "compute_precision": "float16", "compute_unit": "ALL",
+               "compute_precision": "float32" if kept else "float16", "compute_unit": "ALL",
                "quantization": QUANTIZATION[job.recipe]}
-    kept = present_types(job.module, job.keep_float)
     if kept:
-        # CoreMLBackend takes one precision for the whole delegate (no op selector)
         details["warning"] = (
-            f"the Core ML delegate computes {', '.join(module_type_name(c) for c in kept)} in "
-            "float16 too (CoreMLBackend has no per-op precision); on device their results may "
-            "differ from PyTorch (e.g. near-tied routes reordered): the .mlpackage keeps them "
-            "in float32")
+            f"the Core ML delegate computes in float32 throughout (weights stored "
+            f"{'int8' if job.recipe == 'w8' else 'float32'}): CoreMLBackend has one precision "
+            f"per delegate and {', '.join(module_type_name(c) for c in kept)} must stay float32 "
+            "(in float16 its discrete outputs differ from PyTorch's); the .mlpackage keeps "
+            "only those in float32")
     return ExportResult(path=out, details=details, delegation=delegation)

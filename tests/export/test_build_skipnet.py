@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 import runtime_py
 from runtime_py import manifest as mf
 from tests.tools.cli import pocket
-from runtime_py.errors import PocketError, UnsupportedError
+from runtime_py.errors import PocketError
 
 pytestmark = pytest.mark.export
 
@@ -169,24 +168,3 @@ def test_disk_full_during_an_export_is_a_clean_error_not_a_skipped_artifact(andr
     assert not list(out.glob(".skipnet_m-android.partial-*"))
 
 
-def test_ios_build_on_linux(tmp_path):
-    proc = pocket("build", "skipnet_m", "--target", "ios", "-o", str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    bundle = tmp_path / "skipnet_m-ios"
-    manifest = mf.read(bundle)
-    by_suffix = {Path(a["file"]).suffix: a for a in manifest["artifacts"]}
-    assert set(by_suffix) == {".mlpackage", ".pte"}
-    for art in manifest["artifacts"]:
-        assert (bundle / art["file"]).exists() and len(art["sha256"]) == 64 and art["size_bytes"] > 0
-    assert "CoreMLBackend" in by_suffix[".pte"]["verification"]["structure"]["delegates"]
-    for art in (a for a in manifest["artifacts"] if a["file"].endswith(".mlpackage")):
-        # the ML program itself ran here: measured, not estimated
-        ver = art["verification"]
-        assert ver["status"] == "passed" and not ver["evaluation"].get("estimated"), art["file"]
-        assert ver["evaluation"]["drop_points"] <= 1.0 and ver["golden"]["snr_db"] > 25, art["file"]
-    if sys.platform != "darwin":
-        assert by_suffix[".pte"]["verification"]["status"] == "structure-only"
-        assert runtime_py.load(bundle).backend == "coreml/emulated"
-        with pytest.raises(UnsupportedError, match="Core ML delegate"):
-            runtime_py.load(bundle, artifact=".pte")
-    assert pocket("verify", str(bundle)).returncode == 0

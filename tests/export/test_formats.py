@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from runtime_py.errors import PocketError, UnsupportedError  # noqa: E402
+from runtime_py.errors import PocketError  # noqa: E402
 from sdk_builder.formats import FORMATS, ExportJob, get_format  # noqa: E402
 from sdk_builder.metrics import parity  # noqa: E402
 
@@ -358,12 +358,32 @@ def test_executorch_coreml_has_coreml_delegate(built):
     assert w8 < fp16      # int8 weights inside the delegate payload instead of float16
 
 
-@pytest.mark.skipif(ON_APPLE, reason="the Core ML delegate may be available on Apple OSes")
-def test_coreml_pte_unsupported_here(built):
+@pytest.mark.skipif(ON_APPLE, reason="Apple's ExecuTorch runs the Core ML delegate itself")
+def test_coreml_pte_runs_its_embedded_program_here(built, samples):
+    xs, ref = samples
+    for recipe in ("fp16", "w8"):
+        got = _run("executorch", built[("executorch-coreml", recipe)].path, xs)
+        assert got.shape == ref.shape
+        assert np.abs(got - ref).max() <= 0.05 * np.abs(ref).max(), recipe
     from runtime_py.backends.executorch import Backend
 
-    with pytest.raises(UnsupportedError, match="Core ML delegate"):
-        Backend(built[("executorch-coreml", "fp16")].path)
+    assert Backend(built[("executorch-coreml", "fp16")].path).label == "executorch/coreml/emulated"
+
+
+def test_coreml_delegate_unflattens_as_executorch_does(built, tmp_path):
+    from executorch.backends.apple.coreml import executorchcoreml
+
+    from runtime_py import pte_file
+    from runtime_py.coreml_delegate import unflatten
+
+    (delegate,) = pte_file.delegates(built[("executorch-coreml", "fp16")].path)
+    assert delegate.backend == "CoreMLBackend"
+    executorchcoreml.unflatten_directory_contents(delegate.data, str(tmp_path))
+    (root,) = tmp_path.iterdir()
+    theirs = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    mine = unflatten(delegate.data)
+    assert mine.keys() == theirs.keys() and "model.mlpackage/Manifest.json" in mine
+    assert all(mine[k] == theirs[k] for k in mine)
 
 
 @pytest.mark.skipif(ON_APPLE, reason="Core ML predicts on macOS")

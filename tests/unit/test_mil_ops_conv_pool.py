@@ -45,6 +45,16 @@ def torch_pad(x: np.ndarray, pads: list[tuple[int, int]], value: float = 0.0) ->
      "groups": 4},
     {"shape": (1, 6, 8, 8), "w": (4, 3, 3, 3), "pad_type": "custom", "pad": [2, 0, 0, 2],
      "groups": 2, "strides": [2, 1]},
+    # depthwise (one filter per channel): strided, dilated, unevenly padded
+    {"shape": (2, 5, 9, 8), "w": (5, 1, 3, 3), "pad_type": "custom", "pad": [1, 1, 1, 1],
+     "groups": 5},
+    {"shape": (1, 4, 11, 9), "w": (4, 1, 5, 3), "pad_type": "custom", "pad": [2, 1, 0, 2],
+     "groups": 4, "strides": [2, 3], "dilations": [1, 2]},
+    # pointwise (1x1): plain, grouped, and strided / padded (which take the general path)
+    {"shape": (2, 6, 5, 7), "w": (4, 6, 1, 1), "pad_type": "valid"},
+    {"shape": (1, 6, 5, 7), "w": (9, 2, 1, 1), "pad_type": "valid", "groups": 3},
+    {"shape": (1, 6, 5, 7), "w": (4, 6, 1, 1), "pad_type": "custom", "pad": [1, 0, 0, 1],
+     "strides": [2, 2]},
 ])
 def test_conv2d_custom_and_valid_match_torch(case):
     x = rand(*case["shape"])
