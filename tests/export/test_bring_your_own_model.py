@@ -85,3 +85,28 @@ def test_user_model_mistakes_are_one_line(tmp_path, args, message):
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_data_dependent_control_flow_is_refused_with_the_users_line(tmp_path):
+    proc = pocket("build", "--model-file", f"{FIXTURES / 'data_dependent.py'}:build",
+                  "--input-shape", "1,3,16,16", "-r", "fp32", "-o", str(tmp_path))
+    assert proc.returncode == 1
+    error = proc.stderr.strip().splitlines()[-1]
+    assert "data-dependent control flow" in error and "data_dependent.py:13" in error, error
+    assert "torch.where" in error
+    # the factory left its model in training mode: said once, before the build
+    notes = [ln for ln in proc.stderr.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 1 and "training mode" in notes[0]
+
+
+def test_output_names_name_the_outputs_and_must_match_their_count(tmp_path):
+    model = f"{FIXTURES / 'corpus' / 'two_outputs.py'}:build"
+    proc = pocket("build", "--model-file", model, "--input-shape", "1,3,64,64", "-r", "fp32",
+                  "--output-names", "logits,mask", "-o", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = mf.read(tmp_path / "two_outputs-android")
+    assert [o["name"] for o in manifest["outputs"]] == ["logits", "mask"]
+    assert all(a["canonical_passes"] is not None for a in manifest["artifacts"])
+    proc = pocket("build", "--model-file", model, "--input-shape", "1,3,64,64",
+                  "--output-names", "only_one", "-o", str(tmp_path))
+    assert proc.returncode == 2 and "1 name(s) for the model's 2 output(s)" in proc.stderr

@@ -1,0 +1,54 @@
+"""A slow subset of `pocket doctor --corpus` in every `make test`: the subset builds for
+`--target all` at least as well as the recorded full run (docs/corpus.json, which the
+README's table shows), and every artifact that does not build says why with a way out.
+The full corpus runs with `make corpus`."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sdk_builder import corpus
+from tests.tools.cli import pocket
+
+pytestmark = pytest.mark.export
+
+# U-Net (the issue's example), a detection head with an in-graph decode, attention
+SUBSET = ("unet", "yolo_head", "vit_tiny")
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus") / "subset.json"
+    args = [arg for name in SUBSET for arg in ("--only", name)]
+    proc = pocket("doctor", "--corpus", *args, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_the_subset_does_not_build_worse_than_the_recorded_run(result):
+    recorded = corpus.load()
+    assert recorded is not None, "run `make corpus` to record docs/corpus.json"
+    rows = {row["model"]: row for row in recorded["rows"]}
+    for row in result["rows"]:
+        before = rows[row["model"]]["cells"]
+        lost = [c for c, cell in row["cells"].items()
+                if before.get(c, {}).get("status") == "verified" and cell["status"] != "verified"]
+        assert not lost, (row["model"], {c: row["cells"][c] for c in lost})
+
+
+def test_the_unet_builds_all_seven_artifacts_with_fp32_parity(result):
+    unet = next(row for row in result["rows"] if row["model"] == "unet")
+    assert len(unet["cells"]) == 7
+    for column, cell in unet["cells"].items():
+        assert cell["status"] == "verified", (column, cell)
+        if column.endswith("fp32"):
+            assert cell["max_abs_error"] <= 1e-4, (column, cell)
+            assert cell["delegated_share"] == 1.0, (column, cell)
+
+
+def test_a_failure_names_a_reason_and_a_way_out(result):
+    for row in result["rows"]:
+        for column, cell in row["cells"].items():
+            if cell["status"] != "verified":
+                assert len(cell.get("reason", "")) > 20, (row["model"], column, cell)
