@@ -24,7 +24,7 @@ def pocket(*args: str) -> subprocess.CompletedProcess:
 
 
 def _user_module(name: str):
-    spec = importlib.util.spec_from_file_location(f"fixture_{name}", FIXTURES / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"fixture_{name.replace('/', '_')}", FIXTURES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.build()
@@ -32,24 +32,33 @@ def _user_module(name: str):
 
 @pytest.fixture(scope="module")
 def unet_bundle(tmp_path_factory) -> Path:
+    """The U-Net of issue 11, written the ordinary way (F.max_pool2d(x, 2), GroupNorm, GELU,
+    ConvTranspose2d, skip concat, no .eval()): it built 2 of 7 artifacts before the
+    canonicalizing passes."""
     out = tmp_path_factory.mktemp("byom")
-    proc = pocket("build", "--model-file", f"{FIXTURES / 'tiny_unet.py'}:build",
+    proc = pocket("build", "--model-file", f"{FIXTURES / 'corpus' / 'unet.py'}:build",
                   "--input-shape", "1,3,64,64", "--target", "all", "-o", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return out / "tiny_unet-all"
+    return out / "unet-all"
 
 
-def test_user_model_bundle_has_every_format(unet_bundle):
+def test_user_model_bundle_has_all_seven_artifacts_verified_and_delegated(unet_bundle):
     manifest = mf.read(unet_bundle)
+    assert len(manifest["artifacts"]) == 7 and not manifest["skipped"]
     assert {a["format"] for a in manifest["artifacts"]} == \
         {"executorch-xnnpack", "litert", "coreml", "executorch-coreml"}
-    assert manifest["model"]["task"] == "raw" and manifest["outputs"][0]["shape"] == [1, 2, 64, 64]
+    for entry in manifest["artifacts"]:
+        assert entry["verification"]["status"] == "passed", entry["file"]
+        assert "pool-defaults" in entry["canonical_passes"], entry["file"]
+        if entry["delegation"]:
+            assert entry["delegation"]["delegated_share"] == 1.0, (entry["file"], entry["delegation"])
+    assert manifest["model"]["task"] == "raw" and manifest["outputs"][0]["shape"] == [1, 4, 64, 64]
     assert "Task metric: n/a" in (unet_bundle / "report.md").read_text()
 
 
 @pytest.mark.parametrize("fmt", ["executorch-xnnpack", "litert"])
 def test_user_model_fp32_parity(unet_bundle, fmt):
-    module = _user_module("tiny_unet")
+    module = _user_module("corpus/unet").eval()
     manifest = mf.read(unet_bundle)
     entry = next(a for a in manifest["artifacts"] if a["format"] == fmt and a["recipe"] == "fp32")
     session = runtime_py.load(unet_bundle, artifact=entry["file"])

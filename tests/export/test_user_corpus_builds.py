@@ -13,8 +13,9 @@ from tests.tools.cli import pocket
 
 pytestmark = pytest.mark.export
 
-# U-Net (the example), a detection head with an in-graph decode, attention
-SUBSET = ("unet", "yolo_head", "vit_tiny")
+# a detection head with an in-graph decode, attention (the U-Net is built, and held to
+# all seven artifacts, by test_bring_your_own_model.py)
+SUBSET = ("yolo_head", "vit_tiny")
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +36,6 @@ def test_the_subset_does_not_build_worse_than_the_recorded_run(result):
         lost = [c for c, cell in row["cells"].items()
                 if before.get(c, {}).get("status") == "verified" and cell["status"] != "verified"]
         assert not lost, (row["model"], {c: row["cells"][c] for c in lost})
-
-
-def test_the_unet_builds_all_seven_artifacts_with_fp32_parity(result):
-    unet = next(row for row in result["rows"] if row["model"] == "unet")
-    assert len(unet["cells"]) == 7
-    for column, cell in unet["cells"].items():
-        assert cell["status"] == "verified", (column, cell)
-        if column.endswith("fp32"):
-            assert cell["max_abs_error"] <= 1e-4, (column, cell)
-            assert cell["delegated_share"] == 1.0, (column, cell)
 
 
 def test_a_failure_names_a_reason_and_a_way_out(result):
