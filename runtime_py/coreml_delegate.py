@@ -68,17 +68,17 @@ def write_files(files: dict[str, bytes], folder: Path) -> None:
         path.write_bytes(data)
 
 
-def embedded_program(path: Path) -> tuple[dict[str, bytes], dict]:
-    """(the package's files, metadata.json) of a .pte that is exactly one Core ML delegate;
-    UnsupportedError saying why for any other program."""
+def embedded_program(path: Path, data: bytes) -> tuple[dict[str, bytes], dict]:
+    """(the package's files, metadata.json) of a .pte (`data`: its bytes) that is exactly
+    one Core ML delegate; UnsupportedError saying why for any other program."""
     path = Path(path)
-    structure = pte_file.describe(path)
+    structure = pte_file.describe(path, data)
     if structure["operators"]:
         raise UnsupportedError(
             f"{path.name}: only part of the program is delegated to Core ML (ExecuTorch kernels "
             f"{', '.join(structure['operators'][:5])} run outside it), which the Core ML "
             "emulator cannot chain; run it on macOS/iOS")
-    found = pte_file.delegates(path)
+    found = pte_file.delegates(path, data=data)
     if len(found) != 1 or found[0].backend != BACKEND_ID:
         names = ", ".join(d.backend for d in found) or "none"
         raise UnsupportedError(f"{path.name}: the Core ML emulator runs a program that is one "
@@ -97,11 +97,12 @@ class DelegatedProgram:
     """A Core ML-delegated .pte run through the Core ML backend on its embedded program,
     its inputs and outputs wired as the .pte's method wires them to the delegate call."""
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, data: bytes | None = None) -> None:
         from runtime_py.backends import coreml
 
         self.path = Path(path)
-        files, self.metadata = embedded_program(self.path)
+        data = pte_file.read(self.path) if data is None else data
+        files, self.metadata = embedded_program(self.path, data)
         self._folder = tempfile.TemporaryDirectory(prefix="pocket-coreml-delegate-")
         package = Path(self._folder.name) / PACKAGE
         write_files(files, package)
@@ -110,16 +111,15 @@ class DelegatedProgram:
         except PocketError as exc:      # name the .pte, not the temporary package
             raise type(exc)(str(exc).replace(str(package), self.path.name)
                             .replace(PACKAGE, self.path.name)) from None
-        self._inputs, self._outputs = self._wire()
+        self._inputs, self._outputs = self._wire(pte_file.wiring(self.path, data=data))
         self.input_shapes = [self._inner.input_shapes[i] for i in self._inputs]
         self.output_shapes = [self._inner.output_shapes[i] if i >= 0 else self.input_shapes[~i]
                               for i in self._outputs]
         self.label = f"executorch/{self._inner.label}"       # e.g. executorch/coreml/emulated
 
-    def _wire(self) -> tuple[list[int], list[int]]:
+    def _wire(self, wiring: pte_file.Wiring) -> tuple[list[int], list[int]]:
         """(Core ML input index per method input, Core ML output index per method output;
         ~k for a method output that is method input k)."""
-        wiring = pte_file.wiring(self.path)
         names_in = self.metadata.get("inputNames") or self._inner.input_names
         names_out = self.metadata.get("outputNames") or self._inner.output_names
         if len(wiring.delegate_calls) != 1 or sorted(names_in) != sorted(self._inner.input_names) \

@@ -17,6 +17,8 @@ are small, and OpenBLAS's thread pool spin-waits. On a busy 2-core machine its d
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,21 +62,19 @@ def _is_constant(op: Op) -> bool:
     return not any(isinstance(a, Var) for args in op.inputs.values() for a in args)
 
 
-_BLAS: list = []
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        return ThreadpoolController()
+    except Exception:  # noqa: BLE001 - without it the interpreter is slower, not wrong
+        return None
 
 
 def _blas_threads(threads: int) -> Any:
     """A context limiting numpy's BLAS to `threads` threads (threadpoolctl), or a no-op."""
-    import contextlib
-
-    if not _BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS.append(ThreadpoolController())
-        except Exception:  # noqa: BLE001 - without it the interpreter is slower, not wrong
-            _BLAS.append(None)
-    controller = _BLAS[0]
+    controller = _blas_controller()
     return controller.limit(limits=threads, user_api="blas") if controller else contextlib.nullcontext()
 
 

@@ -41,10 +41,11 @@ def read(path: Path) -> bytes:
     return data
 
 
-def describe(path: Path) -> dict:
+def describe(path: Path, data: bytes | None = None) -> dict:
     """{"methods": [...], "delegates": ["XnnpackBackend", ...], "delegate_count": n,
-    "operators": [non-delegated kernels, e.g. "aten::add.out"]}."""
-    data = read(path)
+    "operators": [non-delegated kernels, e.g. "aten::add.out"]}. Every reader here takes
+    the file's bytes when the caller already has them (`read(path)`), else reads them."""
+    data = read(path) if data is None else data
     try:
         program = _table(data, _root(data))
         methods, delegates, operators = [], [], set()
@@ -60,9 +61,9 @@ def describe(path: Path) -> dict:
             "delegate_count": len(delegates), "operators": sorted(operators)}
 
 
-def delegates(path: Path, method: str = "forward") -> list[Delegate]:
+def delegates(path: Path, method: str = "forward", data: bytes | None = None) -> list[Delegate]:
     """The delegates of `method`, in the plan's order, with their processed bytes."""
-    data = read(path)
+    data = read(path) if data is None else data
     try:
         program = _table(data, _root(data))
         plan = _plan(program, path, method)
@@ -98,8 +99,8 @@ class Wiring(NamedTuple):
     delegate_calls: list[tuple[int, list[int]]]
 
 
-def wiring(path: Path, method: str = "forward") -> Wiring:
-    data = read(path)
+def wiring(path: Path, method: str = "forward", data: bytes | None = None) -> Wiring:
+    data = read(path) if data is None else data
     try:
         plan = _plan(_table(data, _root(data)), path, method)
         calls = []

@@ -119,7 +119,7 @@ class Canonical:
         self.module, self.examples = module, examples
         self.enabled = not present_types(module, keep_float)
         self._by_passes: dict[tuple, tuple] = {}
-        self._graph = None
+        self._graph: list = []               # [graph module or None], once captured
 
     def for_format(self, fmt: str) -> tuple[object, list[str]]:
         from sdk_builder.canonical import PASSES, canonicalize
@@ -133,14 +133,14 @@ class Canonical:
 
     def graph(self):
         """The captured graph (for naming a failing op), or None if it does not capture."""
-        if self._graph is None:
+        if not self._graph:
             from sdk_builder.canonical import capture
 
             try:
-                self._graph = capture(self.module, self.examples).module()
+                self._graph.append(capture(self.module, self.examples).module())
             except PocketError:
-                return None
-        return self._graph
+                self._graph.append(None)
+        return self._graph[0]
 
 
 def _export(fmt: Format, recipe: str, canon: Canonical, spec, stage: Path,

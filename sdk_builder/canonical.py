@@ -10,7 +10,9 @@ model on the example inputs, and returns it (a GraphModule that the format's exp
 captures again) with the names of the passes that changed something; the manifest records
 them per artifact. A model no pass touches is returned as it came.
 
-PASSES below is the one list. Each pass is a function graph_module -> number of rewrites,
+PASSES below is the one list of rewrites of the user's model. (Rewrites a toolchain needs
+on its own intermediate graph stay in that exporter, e.g. count_include_pad in
+executorch_xnnpack, which also runs for zoo models and PT2E output.) Each pass is a function graph_module -> number of rewrites,
 tested against eager in tests/unit/test_canonical.py.
 """
 from __future__ import annotations
@@ -103,21 +105,6 @@ def pool_defaults(gm: Any) -> int:
             if len(args) <= i:
                 args.append(kwargs.pop(name, defaults[name]))
         node.args, node.kwargs = tuple(args), kwargs
-        changed += 1
-    return changed
-
-
-def avg_pool_exclude_padding_when_unpadded(gm: Any) -> int:
-    """count_include_pad=False on avg_pool2d without padding (it then changes nothing);
-    XNNPACK's partitioner refuses the True that nn.AvgPool2d defaults to."""
-    changed = 0
-    for node in _calls(gm, _aten().avg_pool2d.default):
-        args = list(node.args) + [None] * (7 - len(node.args))
-        padding, ceil, include_pad = args[3], args[4], args[5]
-        if any(_pair(padding, 0)) or include_pad is False or ceil:
-            continue
-        args[5] = False
-        node.args = tuple(args[:7])
         changed += 1
     return changed
 
@@ -226,7 +213,6 @@ def fold_input_free_subgraphs(gm: Any) -> int:
     implemented for Long')."""
     import torch
 
-    env: dict = {}
     free: set = set()
     parameters = {name for name, _ in gm.named_parameters()}
     for node in gm.graph.nodes:
@@ -247,15 +233,15 @@ def fold_input_free_subgraphs(gm: Any) -> int:
              any(u not in free for u in n.users)]
     if not roots:
         return 0
-    values = _evaluate(gm, free, env)
+    values = _evaluate(gm, free)
     folded = 0
     for node in roots:
         value = values.get(node)
         if not isinstance(value, torch.Tensor) or value.numel() > (1 << 20):
             continue
         if not value.is_floating_point() and _feeds_float_maths(node):
-            if value.abs().max() >= (1 << 24) if value.numel() else False:
-                continue
+            if value.numel() and value.abs().max() >= (1 << 24):
+                continue                          # not exact in float32: leave it alone
             value = value.to(torch.float32)
         name = f"_pocket_folded_{folded}"
         gm.register_buffer(name, value.clone())
@@ -281,9 +267,10 @@ def _feeds_float_maths(node: Any) -> bool:
                for u in node.users)
 
 
-def _evaluate(gm: Any, nodes: set, env: dict) -> dict:
+def _evaluate(gm: Any, nodes: set) -> dict:
     import torch
 
+    env: dict = {}
     for node in gm.graph.nodes:
         if node not in nodes:
             continue
@@ -333,9 +320,6 @@ PASSES: tuple[Pass, ...] = (
          static_view_shapes),
     Pass("group-norm-explicit", "group_norm as reshape + mean + rsqrt + affine (XNNPACK "
          "takes these)", group_norm_explicit, formats=("executorch-xnnpack", "litert")),
-    Pass("avg-pool-exclude-padding", "count_include_pad=False on unpadded avg_pool2d "
-         "(XNNPACK refuses True)", avg_pool_exclude_padding_when_unpadded,
-         formats=("executorch-xnnpack",)),
 )
 
 

@@ -110,7 +110,6 @@ def failing_node(graph_module: Any, message: str) -> Any | None:
         if name in by_name:
             return by_name[name]
     for word in _op_words(message):
-        word = {"pow": "pow", "sort": "sort"}.get(word, word)
         for n in nodes:
             target = str(n.target)
             if f"aten.{word}." in target or target.endswith(f".{word}") or f".{word}_" in target:

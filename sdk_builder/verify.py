@@ -181,7 +181,7 @@ def verify_structure(stage: Path, manifest: dict, entry: dict, ref: Reference | 
     """For artifacts this machine cannot run: check what can be checked without running."""
     path = mf.resolve(stage, entry["file"])
     structure = describe(entry["runtime"], path)
-    problems = check_structure(entry["runtime"], path, manifest, entry)
+    problems = check_structure(entry["runtime"], structure, manifest, entry)
     entry["golden_outputs"] = []
     entry["verification"] = {
         "status": "failed" if problems else "structure-only", "structure": structure,

@@ -10,7 +10,7 @@ Each module `runtime_py.backends.<name>` implements the same interface:
     available(entry: dict) -> bool     # can this machine run the artifact a manifest entry names?
     emulated(entry: dict) -> bool      # would it run in an emulator (numbers, not phone speed)?
     describe(path: Path) -> dict       # what the file holds, read without running it
-    check_structure(path, manifest, entry) -> list[str]   # problems visible without running
+    check_structure(structure, manifest, entry) -> list[str]   # describe()'s answer vs manifest
     delegation(path: Path) -> dict     # delegate coverage read back from the file ({} if none)
     set_threads(threads: int) -> None  # process-wide pools (a no-op where threads are per model)
     profile(path, example, iters, threads) -> dict        # per-op times (runtime_py.op_profile)
@@ -117,14 +117,14 @@ def needs_probe(kind: str) -> bool:
     return bool(runtime(kind).module().NATIVE)
 
 
-def check_structure(kind: str, path: Path, manifest: dict, entry: dict) -> list[str]:
-    return runtime(kind).module().check_structure(Path(path), manifest, entry)
+def check_structure(kind: str, structure: dict, manifest: dict, entry: dict) -> list[str]:
+    """Problems in `structure` (describe()'s answer for the entry's file) against the manifest."""
+    return runtime(kind).module().check_structure(structure, manifest, entry)
 
 
 def manifest_shapes(manifest: dict) -> list[list[int]]:
-    """[input shapes..., output shapes...] the manifest promises."""
-    inputs = manifest.get("inputs") or [manifest["input"]]
-    return [list(i["shape"]) for i in inputs] + [list(o["shape"]) for o in manifest["outputs"]]
+    """[input shape, output shapes...] the manifest promises."""
+    return [list(manifest["input"]["shape"])] + [list(o["shape"]) for o in manifest["outputs"]]
 
 
 def shape_problems(structure: dict, manifest: dict) -> list[str]:

@@ -81,9 +81,10 @@ def set_threads(threads: int) -> None:
     """Nothing to set: Core ML schedules its own compute units, the interpreter uses numpy's."""
 
 
-def check_structure(path: Path, manifest: dict, entry: dict) -> list[str]:
-    """Problems visible without running: interface shapes against the manifest."""
-    return shape_problems(describe(path), manifest)
+def check_structure(structure: dict, manifest: dict, entry: dict) -> list[str]:
+    """Problems visible without running (`structure`: describe()'s answer): interface
+    shapes against the manifest."""
+    return shape_problems(structure, manifest)
 
 
 def delegation(path: Path) -> dict:

@@ -61,11 +61,12 @@ def describe(path: Path) -> dict:
     return pte_file.describe(Path(path))
 
 
-def check_structure(path: Path, manifest: dict, entry: dict) -> list[str]:
-    """Problems visible without running: the delegate the entry promises is in the file."""
+def check_structure(structure: dict, manifest: dict, entry: dict) -> list[str]:
+    """Problems visible without running (`structure`: describe()'s answer): the delegate
+    the entry promises is in the file."""
     wanted = {"xnnpack": "XnnpackBackend", "coreml": "CoreMLBackend", "mps": "MPSBackend"}
     backend = wanted.get(entry.get("backend", ""))
-    if backend and backend not in describe(path)["delegates"]:
+    if backend and backend not in structure["delegates"]:
         return [f"the program holds no {backend} delegate"]
     return []
 
@@ -114,10 +115,12 @@ def Backend(path: Path, threads: int | None = None) -> Any:  # noqa: N802 - the 
     if not path.is_file():
         raise PocketError(f"ExecuTorch program not found: {path}")
     check_header(path)
-    if not _on_apple() and "CoreMLBackend" in describe(path)["delegates"]:
-        from runtime_py.coreml_delegate import DelegatedProgram
+    if not _on_apple():
+        data = pte_file.read(path)
+        if "CoreMLBackend" in pte_file.describe(path, data)["delegates"]:
+            from runtime_py.coreml_delegate import DelegatedProgram
 
-        return DelegatedProgram(path, threads=threads)
+            return DelegatedProgram(path, threads=threads, data=data)
     return Program(path, threads=threads)
 
 

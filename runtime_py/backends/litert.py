@@ -42,9 +42,10 @@ def describe(path: Path) -> dict:
             "outputs": [{"shape": list(s)} for s in backend.output_shapes]}
 
 
-def check_structure(path: Path, manifest: dict, entry: dict) -> list[str]:
-    """Problems visible without running: interface shapes against the manifest."""
-    return shape_problems(describe(path), manifest)
+def check_structure(structure: dict, manifest: dict, entry: dict) -> list[str]:
+    """Problems visible without running (`structure`: describe()'s answer): interface
+    shapes against the manifest."""
+    return shape_problems(structure, manifest)
 
 
 def delegation(path: Path) -> dict:
