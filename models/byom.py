@@ -5,7 +5,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from models.spec import InputSpec, ModelSpec, OutputSpec
+from models.spec import InputSpec, ModelSpec, OutputSpec, TensorInputSpec
 from models.tasks import get_task
 from runtime_py.errors import PocketError, UsageError
 
@@ -66,14 +66,46 @@ def _note(notes: list[str], text: str) -> None:
         notes.append(text)
 
 
-def _output_specs(module, shape: tuple[int, ...], names: tuple[str, ...] | None) -> tuple[OutputSpec, ...]:
+def _forward_arguments(module) -> list[str]:
+    """Names of forward's tensor arguments (positional parameters; *args gives none)."""
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _extra_inputs(module, shapes: list[tuple[int, ...]]) -> tuple[TensorInputSpec, ...]:
+    """The inputs after the image, named after forward's arguments; refuses a count forward
+    cannot take."""
+    import inspect
+
+    args = _forward_arguments(module)
+    params = inspect.signature(module.forward).parameters.values() if args else []
+    required = sum(p.default is p.empty for p in params if p.name in args)
+    takes_varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+    if args and (len(shapes) < required or (len(shapes) > len(args) and not takes_varargs)):
+        raise UsageError(f"{len(shapes)} --input-shape given, but forward({', '.join(args)}) "
+                         f"takes {required if required == len(args) else f'{required} to {len(args)}'} "
+                         "tensor(s): give one --input-shape per argument, in order")
+    names = [*args, *(f"input{i}" for i in range(len(args), len(shapes)))]
+    names = [n if n != "input" or i == 0 else f"input{i}" for i, n in enumerate(names)]  # "input" is the image's
+    return tuple(TensorInputSpec(names[i], tuple(shape)) for i, shape in enumerate(shapes) if i > 0)
+
+
+def _output_specs(module, shapes: list[tuple[int, ...]],
+                  names: tuple[str, ...] | None) -> tuple[OutputSpec, ...]:
     import torch
 
     try:
         with torch.no_grad():
-            out = module(torch.zeros(shape))
+            out = module(*(torch.zeros(s) for s in shapes))
     except Exception as exc:
-        raise PocketError(f"the model does not run on an input of shape {list(shape)}: "
+        given = " and ".join(str(list(s)) for s in shapes)
+        raise PocketError(f"the model does not run on input(s) of shape {given}: "
                           f"{type(exc).__name__}: {exc}") from None
     outs = out if isinstance(out, (tuple, list)) else [out]
     if not all(isinstance(o, torch.Tensor) for o in outs):
@@ -87,15 +119,26 @@ def _output_specs(module, shape: tuple[int, ...], names: tuple[str, ...] | None)
     return tuple(OutputSpec(n, tuple(o.shape), "model output") for n, o in zip(names, outs))
 
 
-def spec_from_file(ref: str, input_shape: tuple[int, ...], task: str = "raw",
+def spec_from_file(ref: str, input_shapes: list[tuple[int, ...]], task: str = "raw",
                    labels_file: Path | None = None, mean: tuple[float, ...] | None = None,
                    std: tuple[float, ...] | None = None,
                    output_names: tuple[str, ...] | None = None) -> ModelSpec:
-    """A ModelSpec for `path.py:factory`, whose factory returns an nn.Module. The spec's
-    `notes` say what Pocket corrected about the returned model (training mode, device)."""
+    """A ModelSpec for `path.py:factory`, whose factory returns an nn.Module. `input_shapes`
+    has one shape per forward argument: the first is the image (N,C,H,W, preprocessed as
+    the manifest says), the others are tensors passed as they are. The spec's `notes` say
+    what Pocket corrected about the returned model (training mode, device)."""
     task_row = get_task(task)
+    input_shapes = [tuple(s) for s in input_shapes]
+    if not input_shapes:
+        raise UsageError("--model-file needs --input-shape N,C,H,W")
+    input_shape = input_shapes[0]
     if len(input_shape) != 4 or min(input_shape) < 1:
-        raise UsageError(f"--input-shape takes N,C,H,W with positive sizes, got {list(input_shape)}")
+        raise UsageError(f"the first --input-shape (the image) takes N,C,H,W with positive sizes, "
+                         f"got {list(input_shape)}")
+    for shape in input_shapes[1:]:
+        if not shape or min(shape) < 1 or shape[0] != input_shape[0]:
+            raise UsageError(f"--input-shape {list(shape)}: every input needs positive sizes and "
+                             f"the image's batch size {input_shape[0]} first")
     if output_names is not None and (len(set(output_names)) != len(output_names) or
                                      not all(n.isidentifier() for n in output_names)):
         raise UsageError(f"--output-names takes distinct identifiers, got {', '.join(output_names)}")
@@ -113,9 +156,11 @@ def spec_from_file(ref: str, input_shape: tuple[int, ...], task: str = "raw",
                   if line.strip()]
     input_spec = InputSpec(shape=tuple(input_shape), color="GRAY" if channels == 1 else "RGB",
                            mean=mean, std=std)
-    outputs = _output_specs(build(), input_spec.shape, output_names)
+    module = build()
+    extra = _extra_inputs(module, input_shapes)
+    outputs = _output_specs(module, input_shapes, output_names)
     postprocess = task_row.default_postprocess()
-    spec = ModelSpec(build=build, task=task, input=input_spec, outputs=outputs,
+    spec = ModelSpec(build=build, task=task, input=input_spec, outputs=outputs, extra_inputs=extra,
                      postprocess=postprocess, labels=labels, notes=tuple(notes),
                      description=f"user model {path.name}:{factory.__name__}")
     object.__setattr__(spec, "name", path.stem)

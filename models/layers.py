@@ -83,8 +83,9 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def count_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one eval-mode forward pass at `input_shape`, per input sample.
+def count_macs(module: nn.Module, input_shape: tuple[int, ...], *extra_shapes: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one eval-mode forward pass at `input_shape` (and the shapes
+    of further forward arguments), per input sample.
 
     Counted with torch's FlopCounterMode (MACs = FLOPs / 2): convolutions, linears and
     matmuls (mm/bmm/addmm), whatever their inner batch (e.g. patches routed to an encoder);
@@ -97,7 +98,7 @@ def count_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     try:
         module.eval()
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module(torch.zeros(input_shape))
+            module(torch.zeros(input_shape), *(torch.zeros(s) for s in extra_shapes))
     finally:
         module.train(was_training)
     return counter.get_total_flops() // 2 // input_shape[0]

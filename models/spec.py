@@ -35,6 +35,19 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class TensorInputSpec:
+    """A further model input after the image: a float32 tensor the caller passes as it is
+    (a mask, a second view, a vector); no preprocessing."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def manifest(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
 class OutputSpec:
     name: str
     shape: tuple[int, ...]
@@ -113,6 +126,7 @@ class ModelSpec:
     task: str
     input: InputSpec
     outputs: tuple[OutputSpec, ...]
+    extra_inputs: tuple[TensorInputSpec, ...] = ()   # forward's arguments after the image
     postprocess: dict | None = None          # default: the task's postprocess kind
     weights: str | None = None
     labels: list[str] | None = None
@@ -136,6 +150,11 @@ class ModelSpec:
                 object.__setattr__(self, "calibration", self.data.calibration)
             if self.evaluation is None:
                 object.__setattr__(self, "evaluation", self._heldout_eval)
+
+    @property
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        """Every forward argument's shape: the image first, then the extra inputs."""
+        return [tuple(self.input.shape), *(tuple(e.shape) for e in self.extra_inputs)]
 
     @property
     def task_row(self) -> Task:

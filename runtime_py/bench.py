@@ -186,25 +186,26 @@ def set_threads(runtime: str, threads: int) -> None:
 
 
 # ---------------------------------------------------------------- Session overhead
-def backend_raw_call(backend: Any, example: np.ndarray) -> Callable[[], Any] | None:
+def backend_raw_call(backend: Any, inputs: list[np.ndarray]) -> Callable[[], Any] | None:
     """The bare runtime call of an open runtime_py backend, on the *same* loaded model (two
     loads of one model can differ by several percent): no checks, no conversions, no
     post-processing. None for a backend without one."""
     raw_call = getattr(backend, "raw_call", None)
-    return raw_call([example]) if raw_call is not None else None
+    return raw_call(list(inputs)) if raw_call is not None else None
 
 
-def session_overhead(session: Any, example: np.ndarray, iters: int, warmup: int = 10,
+def session_overhead(session: Any, inputs: tuple, iters: int, warmup: int = 10,
                      block: int = 20) -> dict | None:
     """Session.run and Session.run_raw against the bare runtime call of the same loaded model,
     interleaved in warm turns of `block` calls: {"raw_ms", "run_raw_ms", "run_ms",
-    "run_raw_overhead_pct", "run_overhead_pct"} (trimmed means), or None."""
-    raw = backend_raw_call(getattr(session, "_backend", None), example)
+    "run_raw_overhead_pct", "run_overhead_pct"} (trimmed means), or None. `inputs`: one
+    array per model input."""
+    raw = backend_raw_call(getattr(session, "_backend", None), inputs)
     if raw is None:
         return None
     cands = [prepare("raw", lambda: raw, warmup),
-             prepare("run_raw", lambda: (lambda: session.run_raw(example)), warmup),
-             prepare("run", lambda: (lambda: session.run(example)), warmup)]
+             prepare("run_raw", lambda: (lambda: session.run_raw(*inputs)), warmup),
+             prepare("run", lambda: (lambda: session.run(*inputs)), warmup)]
     times = run_interleaved(cands, iters, block=block)
     ms = {name: trimmed_mean(t) * 1e3 for name, t in times.items()}
     return {"raw_ms": ms["raw"], "run_raw_ms": ms["run_raw"], "run_ms": ms["run"],

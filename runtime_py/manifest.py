@@ -73,6 +73,12 @@ def resolve(bundle: str | Path, relpath: str) -> Path:
     return target
 
 
+def input_shapes(manifest: dict) -> list[list[int]]:
+    """Every model input's shape, in the order the runtime takes them: the image, then the
+    extra inputs (tensors passed as they are)."""
+    return [list(manifest["input"]["shape"])] + [list(e["shape"]) for e in manifest.get("extra_inputs", [])]
+
+
 def find_artifact(manifest: dict, name: str) -> dict:
     """The artifact entry whose file equals `name` or, failing that, uniquely contains it."""
     from runtime_py.errors import UsageError, did_you_mean

@@ -82,20 +82,45 @@ class Session:
             return np.ascontiguousarray(np.asarray(x, dtype=np.float32))
         return preprocess(x, self._manifest["input"])
 
-    def run_raw(self, tensor: np.ndarray) -> list[np.ndarray]:
-        """Run the runtime on a ready input tensor; the raw float32 outputs."""
-        with self._lock:
-            return self._backend.run([tensor])
+    @property
+    def extra_inputs(self) -> list[dict]:
+        """The model's inputs after the image (name, shape, dtype): tensors passed as they are."""
+        return list(self._manifest.get("extra_inputs", [])) if self._manifest else []
 
-    def run(self, x: Any) -> dict:
-        """Preprocess, run, postprocess. Returns the postprocessed answer as a dict; dense
-        answers (class maps, depth maps) come at the size of the image passed in."""
+    def run_raw(self, tensor: np.ndarray, *extra: np.ndarray) -> list[np.ndarray]:
+        """Run the runtime on ready input tensors (the image tensor, then any extra
+        inputs); the raw float32 outputs."""
+        with self._lock:
+            return self._backend.run([tensor, *extra])
+
+    def run(self, x: Any, *extra: np.ndarray) -> dict:
+        """Preprocess, run, postprocess. `x` is an image (or a ready tensor); a model with
+        extra inputs takes them after it, as float32 arrays. Returns the postprocessed answer
+        as a dict; dense answers (class maps, depth maps) come at the size of the image."""
+        extra = self._extra_tensors(extra)
         if self._manifest is None or is_ready_tensor(x):
-            outputs = self.run_raw(self.preprocess(x))
+            outputs = self.run_raw(self.preprocess(x), *extra)
             return {"outputs": outputs} if self._manifest is None else self._post(outputs)
         image = open_image(x)
-        outputs = self.run_raw(image_to_tensor(image, self._manifest["input"]))
+        outputs = self.run_raw(image_to_tensor(image, self._manifest["input"]), *extra)
         return self._post(outputs, image.size)
+
+    def _extra_tensors(self, extra: tuple) -> list[np.ndarray]:
+        """`extra` checked against the manifest's extra inputs, as float32 arrays."""
+        if self._manifest is None:
+            return [np.ascontiguousarray(np.asarray(t, dtype=np.float32)) for t in extra]
+        want = self.extra_inputs
+        if len(extra) != len(want):
+            names = ", ".join(e["name"] for e in want) or "none"
+            raise UsageError(f"this model takes the image and {len(want)} extra input(s) "
+                             f"({names}); {len(extra)} given")
+        tensors = []
+        for t, spec in zip(extra, want):
+            if not hasattr(t, "shape") or list(np.shape(t)) != list(spec["shape"]):
+                raise UsageError(f"extra input '{spec['name']}' must be a float32 array of shape "
+                                 f"{spec['shape']}, got {list(np.shape(t)) if hasattr(t, 'shape') else type(t).__name__}")
+            tensors.append(np.ascontiguousarray(np.asarray(t, dtype=np.float32)))
+        return tensors
 
 
 def _read_labels(bundle: Path, manifest: dict) -> list[str] | None:

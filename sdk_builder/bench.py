@@ -76,15 +76,18 @@ def short_name(model: str, entry: dict) -> str:
     return stem[len(model) + 1:] if stem.startswith(model + ".") else stem
 
 
-def golden_input(bundle: Path, manifest: dict) -> np.ndarray:
-    """The bundle's first golden input (a real preprocessed image), else a seeded random tensor."""
-    shape = tuple(manifest["input"]["shape"])
-    files = manifest["golden"]["inputs"]
-    if files:
-        data = np.fromfile(mf.resolve(bundle, files[0]), dtype="<f4")
-        if data.size == int(np.prod(shape)):
-            return np.ascontiguousarray(data.reshape(shape).astype(np.float32))
-    return np.random.default_rng(0).random(shape, dtype=np.float32)
+def golden_case(bundle: Path, manifest: dict) -> tuple[np.ndarray, ...]:
+    """The bundle's first golden case (a real preprocessed image, then any extra inputs),
+    else seeded random tensors: one array per model input."""
+    from sdk_builder.verify import golden_cases
+
+    if manifest["golden"]["inputs"]:
+        try:
+            return golden_cases(bundle, manifest)[0]
+        except (PocketError, ValueError):
+            pass
+    rng = np.random.default_rng(0)
+    return tuple(rng.random(tuple(s), dtype=np.float32) for s in mf.input_shapes(manifest))
 
 
 def select_artifacts(manifest: dict, wanted: list[str]) -> tuple[list[dict], list[str]]:
@@ -141,25 +144,25 @@ def export_onnx(module: Any, example: np.ndarray, folder: Path) -> Path:
 
 
 # ---------------------------------------------------------------- loaders
-def _artifact_loader(bundle: Path, entry: dict, x: np.ndarray, threads: int) -> Callable:
+def _artifact_loader(bundle: Path, entry: dict, case: tuple, threads: int) -> Callable:
     def load() -> Callable[[], Any]:
         from runtime_py.backends import open_backend
 
         backend = open_backend(entry["runtime"], mf.resolve(bundle, entry["file"]), threads=threads)
-        return lambda: backend.run([x])
+        return lambda: backend.run(list(case))
     return load
 
 
-def _eager_loader(module: Any, x: np.ndarray, threads: int) -> Callable:
+def _eager_loader(module: Any, case: tuple, threads: int) -> Callable:
     def load() -> Callable[[], Any]:
         import torch
 
         torch.set_num_threads(threads)
-        xt = torch.from_numpy(x)
+        xt = tuple(torch.from_numpy(x) for x in case)
 
         def call() -> Any:
             with torch.inference_mode():
-                return module(xt)
+                return module(*xt)
         return call
     return load
 
@@ -178,7 +181,7 @@ def _ort_loader(path: Path, x: np.ndarray, threads: int) -> Callable:
 
 # ---------------------------------------------------------------- the run
 @contextlib.contextmanager
-def _references(manifest: dict, x: np.ndarray, against: list[str],
+def _references(manifest: dict, case: tuple, against: list[str],
                 notes: list[str]) -> Iterator[dict]:
     """{'eager': module, 'onnxruntime': onnx path} for the references that can be had."""
     refs: dict[str, Any] = {}
@@ -193,9 +196,11 @@ def _references(manifest: dict, x: np.ndarray, against: list[str],
     if "eager" in against:
         refs["eager"] = module
     with tempfile.TemporaryDirectory(prefix="pocket-bench-") as tmp:
-        if "onnxruntime" in against:
+        if "onnxruntime" in against and len(case) > 1:
+            notes.append("onnxruntime skipped: the reference is exported for one input")
+        elif "onnxruntime" in against:
             try:
-                refs["onnxruntime"] = export_onnx(module, x, Path(tmp))
+                refs["onnxruntime"] = export_onnx(module, case[0], Path(tmp))
             except Exception as exc:  # noqa: BLE001 - one missing reference is a note
                 from runtime_py.errors import one_line
 
@@ -211,7 +216,7 @@ def run_bench(bundle: Path, opts: BenchOptions, say: Callable[[str], None] = lam
     if not entries:
         raise PocketError(f"no artifact of {bundle} runs on this machine; nothing to benchmark")
     check_artifacts(bundle, manifest, entries)     # time what the manifest vouches for
-    x = golden_input(bundle, manifest)
+    case = golden_case(bundle, manifest)
     for e in entries:
         delegation_of(e, bundle)
     device = hb.device_info()
@@ -225,17 +230,19 @@ def run_bench(bundle: Path, opts: BenchOptions, say: Callable[[str], None] = lam
                                  "statistic": "trimmed_mean_ms (middle 80%)"},
                     "deviceInfo": device, "runtimes": hb.runtime_versions(), "notes": notes,
                     "runs": [], "records": []}
-    with _references(manifest, x, opts.against, notes) as refs:
+    with _references(manifest, case, opts.against, notes) as refs:
         for threads in opts.threads:
             say(f"timing {len(entries)} artifact(s) + {', '.join(refs) or 'no references'} "
                 f"with {threads} thread(s)")
-            run = _run_threads(bundle, manifest, entries, refs, x, threads, opts)
+            run = _run_threads(bundle, manifest, entries, refs, case, threads, opts)
             result["runs"].append(run)
-        if opts.profile:
+        if opts.profile and len(case) > 1:
+            notes.append("operator profiles skipped: the profilers feed one input")
+        elif opts.profile:
             say("profiling operators")
             from sdk_builder.bench_extra import profiles
 
-            result["profiles"] = profiles(bundle, entries, x, refs.get("eager"), opts.threads[0])
+            result["profiles"] = profiles(bundle, entries, case[0], refs.get("eager"), opts.threads[0])
     if opts.roofline:
         say("measuring this machine's fp32 GEMM peak")
         from sdk_builder.bench_extra import roofline
@@ -248,7 +255,7 @@ def run_bench(bundle: Path, opts: BenchOptions, say: Callable[[str], None] = lam
 
 
 def _run_threads(bundle: Path, manifest: dict, entries: list[dict], refs: dict,
-                 x: np.ndarray, threads: int, opts: BenchOptions) -> dict:
+                 case: tuple, threads: int, opts: BenchOptions) -> dict:
     model = manifest["model"]["name"]
     hb.set_threads("executorch", threads)
     hb.set_threads("torch", threads)
@@ -257,13 +264,13 @@ def _run_threads(bundle: Path, manifest: dict, entries: list[dict], refs: dict,
         name = short_name(model, e)
         meta = {"kind": "artifact", "file": e["file"], "runtime": e["runtime"],
                 "backend": e["backend"], "recipe": e["recipe"], "format": e["format"]}
-        cands.append(hb.prepare(name, _artifact_loader(bundle, e, x, threads), opts.warmup, meta))
+        cands.append(hb.prepare(name, _artifact_loader(bundle, e, case, threads), opts.warmup, meta))
     if "eager" in refs:
-        cands.append(hb.prepare("eager", _eager_loader(refs["eager"], x, threads), opts.warmup,
+        cands.append(hb.prepare("eager", _eager_loader(refs["eager"], case, threads), opts.warmup,
                                 {"kind": "reference", "runtime": "torch", "backend": "pytorch-eager",
                                  "recipe": "fp32"}))
     if "onnxruntime" in refs:
-        cands.append(hb.prepare("onnxruntime", _ort_loader(refs["onnxruntime"], x, threads),
+        cands.append(hb.prepare("onnxruntime", _ort_loader(refs["onnxruntime"], case[0], threads),
                                 opts.warmup, {"kind": "reference", "runtime": "onnxruntime",
                                               "backend": "onnxruntime-cpu", "recipe": "fp32"}))
     times = hb.run_interleaved(cands, opts.iters)
@@ -276,16 +283,16 @@ def _run_threads(bundle: Path, manifest: dict, entries: list[dict], refs: dict,
     if opts.overhead:
         for row in rows:
             if row["kind"] == "artifact":
-                row.update(_overhead(bundle, row["file"], x, threads, opts))
+                row.update(_overhead(bundle, row["file"], case, threads, opts))
     return {"threads": threads, "rows": rows, "best": best}
 
 
-def _overhead(bundle: Path, file: str, x: np.ndarray, threads: int, opts: BenchOptions) -> dict:
+def _overhead(bundle: Path, file: str, case: tuple, threads: int, opts: BenchOptions) -> dict:
     """Session.run / Session.run_raw over the bare runtime call, on one loaded model."""
     import runtime_py
 
     session = runtime_py.load(bundle, artifact=file, threads=threads, check_integrity=False)
-    probe = hb.session_overhead(session, x, max(opts.iters, 200), opts.warmup)
+    probe = hb.session_overhead(session, case, max(opts.iters, 200), opts.warmup)
     if probe is None:
         return {}
     return {"session_overhead_pct": probe["run_overhead_pct"],

@@ -53,25 +53,22 @@ def toolchain_versions() -> dict[str, str]:
     return {dist: version(dist) for dist in TOOLCHAIN}
 
 
-def input_section(spec) -> dict:
-    """The manifest's `input`: what the runtime needs to build the tensor from an image."""
-    return spec.input.manifest()
-
-
-def _golden_inputs(spec, evaluation) -> list[np.ndarray]:
-    """The first held-out samples, or seeded noise for a model without evaluation data."""
+def _golden_inputs(spec, evaluation) -> list[tuple[np.ndarray, ...]]:
+    """Golden cases, one array per model input: the first held-out samples, or seeded
+    noise for a model without evaluation data."""
     if evaluation is not None:
-        return [evaluation.inputs[i:i + 1].numpy().astype(np.float32)
+        return [(evaluation.inputs[i:i + 1].numpy().astype(np.float32),)
                 for i in range(min(GOLDEN_CASES, len(evaluation.inputs)))]
     rng = np.random.default_rng(0)
-    return [rng.standard_normal(spec.input.shape).astype(np.float32) for _ in range(GOLDEN_CASES)]
+    return [tuple(rng.standard_normal(shape).astype(np.float32) for shape in spec.input_shapes)
+            for _ in range(GOLDEN_CASES)]
 
 
 def _model_section(spec, module, weights: Path | None) -> dict:
     from models.layers import count_macs, count_params
 
     return {"name": spec.name, "task": spec.task, "description": spec.description,
-            "params": count_params(module), "macs": count_macs(module, spec.input.shape),
+            "params": count_params(module), "macs": count_macs(module, *spec.input_shapes),
             "weights_file": weights.name if weights else None,
             "weights_sha256": sha256_of(weights) if weights else None}
 
@@ -83,7 +80,8 @@ def _base_manifest(req: BuildRequest, module, weights: Path | None, calib_note: 
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "target": req.target,
         "model": _model_section(spec, module, weights),
-        "input": input_section(spec),
+        "input": spec.input.manifest(),
+        "extra_inputs": [e.manifest() for e in spec.extra_inputs],
         "outputs": [{"name": o.name, "shape": list(o.shape), "dtype": "float32", "meaning": o.meaning,
                      "compare": "exact" if o.exact else "close"} for o in spec.outputs],
         "labels_file": "labels.txt" if spec.labels else None,
@@ -98,9 +96,17 @@ def _base_manifest(req: BuildRequest, module, weights: Path | None, calib_note: 
 
 
 def _write_golden(stage: Path, manifest: dict, ref: Reference) -> None:
-    for i, x in enumerate(ref.golden_inputs):
+    golden, extras = manifest["golden"], manifest["extra_inputs"]
+    if extras:
+        golden["extra_inputs"] = []
+    for i, (x, *rest) in enumerate(ref.golden_inputs):
         write_tensor(stage / f"golden/input{i}.bin", x)
-        manifest["golden"]["inputs"].append(f"golden/input{i}.bin")
+        golden["inputs"].append(f"golden/input{i}.bin")
+        if extras:
+            files = [f"golden/input{i}.{e['name']}.bin" for e in extras]
+            for name, tensor in zip(files, rest):
+                write_tensor(stage / name, tensor)
+            golden["extra_inputs"].append(files)
         row = []
         for j, out in enumerate(ref.golden_outputs[i]):
             write_tensor(stage / f"golden/pytorch.in{i}.out{j}.bin", out)
@@ -150,8 +156,9 @@ def _export(fmt: Format, recipe: str, canon: Canonical, spec, stage: Path,
 
     name = fmt.artifact_name(spec.name, recipe)
     module, passes = canon.for_format(fmt.name)
-    job = ExportJob(module=module, example=canon.examples[0], recipe=recipe,
-                    out_path=stage / name, calibration=calib, keep_float=tuple(spec.keep_float))
+    job = ExportJob(module=module, examples=canon.examples, recipe=recipe,
+                    out_path=stage / name, calibration=calib, keep_float=tuple(spec.keep_float),
+                    input_names=("input", *(e.name for e in spec.extra_inputs)))
     try:
         result = fmt.exporter()(job)
     except PocketError:
@@ -196,16 +203,17 @@ def _explain_drop(entry: dict, module, quantized, ref: Reference, max_drop: floa
     budget = DEFAULT_DROP_BUDGET if max_drop is None else max_drop
     if evaluation.get("drop_points", 0.0) <= budget:
         return
-    inputs = ref.golden_inputs if ref.eval_inputs is None else \
-        [ref.eval_inputs[i:i + 1] for i in range(min(16, len(ref.eval_inputs)))]
+    cases = ref.golden_inputs if ref.eval_inputs is None else \
+        [(ref.eval_inputs[i:i + 1],) for i in range(min(16, len(ref.eval_inputs)))]
     if quantized is None and evaluation.get("estimated"):   # Core ML: its weights, emulated
         from sdk_builder.emulate import emulate_weights
 
-        quantized = graph_of(emulate_weights(module, entry["recipe"]), torch.from_numpy(inputs[0]))
+        quantized = graph_of(emulate_weights(module, entry["recipe"]),
+                             tuple(torch.from_numpy(x) for x in cases[0]))
     if quantized is None:
         return
     with steps.step(f"layer-wise SNR of {entry['file']} (drop over {budget:g} points)"):
-        entry["verification"]["worst_layers"] = worst_layers(module, quantized, inputs)
+        entry["verification"]["worst_layers"] = worst_layers(module, quantized, cases)
 
 
 def build(req: BuildRequest, steps: Steps | None = None) -> tuple[Path, dict]:
@@ -240,7 +248,7 @@ def _build_into(stage: Path, req: BuildRequest, plan, weights, steps: Steps) -> 
     with steps.step(f"load {spec.name} ({weights.name if weights else 'no weights file'})"):
         module = spec.load(weights)
         evaluation = spec.evaluation() if spec.evaluation else None
-        calib, calib_note = calibration.choose(spec, input_section(spec), req.calib_data, req.calib_samples)
+        calib, calib_note = calibration.choose(spec, req.calib_data, req.calib_samples)
         manifest = _base_manifest(req, module, weights, calib_note)
     with steps.step("PyTorch reference on golden inputs and evaluation split"):
         exact = tuple(j for j, o in enumerate(spec.outputs) if o.exact)
@@ -251,7 +259,7 @@ def _build_into(stage: Path, req: BuildRequest, plan, weights, steps: Steps) -> 
             (stage / "labels.txt").write_text("\n".join(spec.labels) + "\n", encoding="utf-8")
     import torch
 
-    canon = Canonical(module, (torch.zeros(spec.input.shape),), tuple(spec.keep_float))
+    canon = Canonical(module, tuple(torch.zeros(s) for s in spec.input_shapes), tuple(spec.keep_float))
     for fmt, recipe in plan:
         try:
             with steps.step(f"export {fmt.name} {recipe}"):

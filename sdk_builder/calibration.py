@@ -39,27 +39,34 @@ def from_spec(provider: Callable, samples: int | None) -> Callable[[], list]:
     return (lambda: provider(samples)) if samples else provider
 
 
-def from_noise(shape: tuple[int, ...], samples: int | None) -> Callable[[], list]:
-    """Seeded standard-normal inputs: keeps int8 builds possible for models without data,
-    at the cost of accuracy (the manifest says so)."""
+def from_noise(shapes: list[tuple[int, ...]], samples: int | None) -> Callable[[], list]:
+    """Seeded standard-normal inputs (a tensor per sample, a tuple of them for several
+    inputs): keeps int8 builds possible for models without data, at the cost of accuracy
+    (the manifest says so)."""
     import torch
 
     def load() -> list:
         rng = np.random.default_rng(0)
-        return [torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
-                for _ in range(samples or NOISE_SAMPLES)]
+        cases = [tuple(torch.from_numpy(rng.standard_normal(s).astype(np.float32)) for s in shapes)
+                 for _ in range(samples or NOISE_SAMPLES)]
+        return [c[0] for c in cases] if len(shapes) == 1 else cases
 
     return load
 
 
-def choose(spec, input_spec: dict, folder: Path | None, samples: int | None) -> tuple[Callable, str]:
+def choose(spec, folder: Path | None, samples: int | None) -> tuple[Callable, str]:
     """(calibration provider, a one-line description for the manifest)."""
     if samples is not None and samples < 1:
         raise UsageError("--calib-samples must be at least 1")
     if folder is not None:
-        provider = from_folder(folder, input_spec, samples)
+        if spec.extra_inputs:
+            raise UsageError(f"--calib-data gives images for the first input only, and the model "
+                             f"takes {1 + len(spec.extra_inputs)} inputs: leave it out (int8 is "
+                             "then calibrated on seeded noise) or add a calibration function to "
+                             "a ModelSpec")
+        provider = from_folder(folder, spec.input.manifest(), samples)
         return provider, f"images from {Path(folder).name}/ (up to {samples or DEFAULT_SAMPLES})"
     if spec.calibration is not None:
         return from_spec(spec.calibration, samples), "the model's calibration split"
-    return from_noise(tuple(spec.input.shape), samples), \
+    return from_noise(spec.input_shapes, samples), \
         "synthetic seeded noise (no calibration data given: pass --calib-data for real accuracy)"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from runtime_py.errors import PocketError, one_line
+from runtime_py.errors import PocketError, UsageError, one_line
 from models.tasks import TASK_NAMES, TASKS
 from sdk_builder.formats import FORMATS, RECIPES, TARGETS
 
@@ -112,7 +112,14 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
         raise click.BadParameter(f"takes comma-separated numbers, got '{text}'", param_hint=option) from None
 
 
-def _model_spec(model: str | None, model_file: str | None, input_shape: str | None, task: str,
+def _shape(text: str) -> tuple[int, ...]:
+    values = _floats(text, "--input-shape")
+    if any(v != int(v) for v in values):
+        raise click.BadParameter(f"takes whole numbers, got '{text}'", param_hint="--input-shape")
+    return tuple(int(v) for v in values)
+
+
+def _model_spec(model: str | None, model_file: str | None, input_shapes: tuple[str, ...], task: str,
                 labels: Path | None, mean: str | None, std: str | None,
                 output_names: str | None = None):
     """The ModelSpec to build: a zoo model by name, or the user's file:factory."""
@@ -121,17 +128,17 @@ def _model_spec(model: str | None, model_file: str | None, input_shape: str | No
     if model is not None:
         from models.registry import get
 
-        if output_names is not None:
-            raise click.UsageError("--output-names is for --model-file models (zoo models name "
-                                   "their outputs)")
+        if output_names is not None or input_shapes:
+            raise click.UsageError("--input-shape and --output-names are for --model-file models "
+                                   "(a zoo model declares its inputs and outputs)")
         return get(model)
-    if input_shape is None:
+    if not input_shapes:
         raise click.UsageError("--model-file needs --input-shape N,C,H,W")
     from models.byom import spec_from_file
 
-    shape = tuple(int(v) for v in _floats(input_shape, "--input-shape"))
+    shapes = [_shape(text) for text in input_shapes]
     names = tuple(n.strip() for n in output_names.split(",")) if output_names else None
-    return spec_from_file(model_file, shape, task, labels, _floats(mean, "--mean"),
+    return spec_from_file(model_file, shapes, task, labels, _floats(mean, "--mean"),
                           _floats(std, "--std"), names)
 
 
@@ -148,7 +155,10 @@ def _model_spec(model: str | None, model_file: str | None, input_shape: str | No
 @click.option("--calib-data", type=click.Path(path_type=Path), help="Folder of calibration images.")
 @click.option("--calib-samples", type=click.IntRange(min=1), help="Number of calibration samples.")
 @click.option("--model-file", help="Your own model: path/to/file.py:factory returning an nn.Module.")
-@click.option("--input-shape", help="With --model-file: N,C,H,W, e.g. 1,3,224,224.")
+@click.option("--input-shape", "input_shapes", multiple=True,
+              help="With --model-file: N,C,H,W, e.g. 1,3,224,224. Repeat it for a model with "
+                   "several inputs, in forward's order: the first is the image, the others are "
+                   "tensors the app passes as they are.")
 @click.option("--task", default="raw", show_default=True, type=click.Choice(TASK_NAMES),
               help="With --model-file: " + "; ".join(f"{t.name}: {t.summary}" for t in TASKS) + ".")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -162,7 +172,7 @@ def _model_spec(model: str | None, model_file: str | None, input_shape: str | No
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON when done.")
 def build(model: str | None, target: str, recipes: tuple[str, ...], max_drop: float | None,
           weights: Path | None, calib_data: Path | None, calib_samples: int | None,
-          model_file: str | None, input_shape: str | None, task: str, labels: Path | None,
+          model_file: str | None, input_shapes: tuple[str, ...], task: str, labels: Path | None,
           mean: str | None, std: str | None, output_names: str | None, out_dir: Path,
           as_json: bool) -> None:
     """Export MODEL (or --model-file) for a target, verify every artifact, write the bundle."""
@@ -175,7 +185,7 @@ def build(model: str | None, target: str, recipes: tuple[str, ...], max_drop: fl
     candidates(target, list(recipes), max_drop is not None)  # fail fast, before loading torch
     if weights is not None and not weights.is_file():
         raise PocketError(f"weights file {weights} does not exist")
-    spec = _model_spec(model, model_file, input_shape, task, labels, mean, std, output_names)
+    spec = _model_spec(model, model_file, input_shapes, task, labels, mean, std, output_names)
     for note in spec.notes:
         click.echo(f"note: {note}", err=True)
     request = BuildRequest(spec, target, list(recipes), weights, out_dir, max_drop, calib_data, calib_samples)
@@ -210,6 +220,8 @@ def info(bundle: Path, as_json: bool) -> None:
                   f"built {manifest['created']}")
     console.print(f"input {inp['shape']} {inp['layout']} {inp['color']} range {inp['range']} "
                   f"mean {inp['mean']} std {inp['std']}; postprocess {manifest['postprocess']}")
+    for extra in manifest.get("extra_inputs", []):
+        console.print(f"extra input {extra['name']} {extra['shape']} {extra['dtype']} (passed as it is)")
     console.print(summary_table(manifest))
     for note in map(delegation_note, manifest["artifacts"]):
         if note:
@@ -241,19 +253,28 @@ def verify(bundle: Path, as_json: bool) -> None:
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="Runtime threads.")
 @click.option("--out", "-o", "picture", type=click.Path(dir_okay=False, path_type=Path),
               help="Dense models: write the input and the result side by side to this PNG (or .jpg).")
+@click.option("--extra-input", "extra_inputs", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A model with several inputs: a .npy file per input after the image, in order.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 def run(bundle: Path, image: Path, artifact: str | None, threads: int | None,
-        picture: Path | None, as_json: bool) -> None:
+        picture: Path | None, extra_inputs: tuple[Path, ...], as_json: bool) -> None:
     """Run IMAGE through a bundle (pre-processing, real runtime, post-processing)."""
     import runtime_py
     from runtime_py.dense import json_safe
     from runtime_py.postprocess import get_kind
     from runtime_py.preprocess import open_image
 
+    extra = [_npy(p) for p in extra_inputs]
     with _runtime_chatter_hidden():
         session = runtime_py.load(bundle, artifact=artifact, threads=threads)
+        if len(extra) != len(session.extra_inputs):
+            wanted = ", ".join(f"{e['name']} {e['shape']}" for e in session.extra_inputs) or "none"
+            raise UsageError(f"this model takes the image and {len(session.extra_inputs)} extra "
+                             f"input(s) ({wanted}): pass one --extra-input file.npy per extra "
+                             f"input, {len(extra)} given")
         upright = open_image(image)
-        result = session.run(upright)
+        result = session.run(upright, *extra)
     params = session.manifest["postprocess"]
     kind = get_kind(params["kind"])
     if picture is not None:
@@ -267,6 +288,19 @@ def run(bundle: Path, image: Path, artifact: str | None, threads: int | None,
         click.echo(line)
     if picture is not None:
         click.echo(f"wrote {picture}")
+
+
+def _npy(path: Path):
+    """A float32 array from a .npy file, or a one-line UsageError."""
+    import numpy as np
+
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise UsageError(f"--extra-input {path} is not a .npy file (write one with numpy.save)")
+    try:
+        return np.load(path, allow_pickle=False).astype(np.float32)
+    except (ValueError, OSError, TypeError) as exc:
+        raise UsageError(f"--extra-input {path} is not a readable numeric .npy array: {exc}") from None
 
 
 def _write_picture(path: Path, image, result: dict, params: dict, session) -> None:

@@ -80,18 +80,13 @@ def build_one(path: Path, meta: dict, target: str, out: Path) -> dict:
     """One model's row: {"model", "family", ..., "cells": {column: cell}}."""
     row = {"model": path.stem, **meta, "cells": {}}
     wanted = columns(target)
-    if len(meta["input_shapes"]) != 1:
-        reason = (f"{len(meta['input_shapes'])} inputs: `pocket build --model-file` takes one "
-                  "--input-shape today")
-        row["cells"] = {c: {"status": "not built", "reason": reason} for c in wanted}
-        return row
-    shape = ",".join(str(d) for d in meta["input_shapes"][0])
+    shapes = [arg for s in meta["input_shapes"] for arg in ("--input-shape", ",".join(map(str, s)))]
     task = meta["task"] if meta["task"] in ("classification", "segmentation", "raw") else "raw"
     start = time.perf_counter()
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "sdk_builder.cli", "build", "--model-file", f"{path}:build",
-             "--input-shape", shape, "--task", task, "--target", target, "-o", str(out)],
+             *shapes, "--task", task, "--target", target, "-o", str(out)],
             capture_output=True, text=True, timeout=MODEL_TIMEOUT)
         code, stderr = proc.returncode, proc.stderr
     except subprocess.TimeoutExpired:

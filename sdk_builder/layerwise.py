@@ -33,8 +33,8 @@ def _layer_keys(graph_module: Any) -> dict[str, str]:
     return keys
 
 
-def _node_outputs(graph_module: Any, x: Any) -> dict[str, np.ndarray]:
-    """Layer key -> output of that layer for input x."""
+def _node_outputs(graph_module: Any, inputs: tuple) -> dict[str, np.ndarray]:
+    """Layer key -> output of that layer for the model's inputs."""
     import torch
 
     keys = _layer_keys(graph_module)
@@ -48,25 +48,27 @@ def _node_outputs(graph_module: Any, x: Any) -> dict[str, np.ndarray]:
             return result
 
     with torch.no_grad():
-        Recorder(graph_module).run(x)
+        Recorder(graph_module).run(*inputs)
     return outputs
 
 
-def graph_of(module: Any, example: Any) -> Any:
+def graph_of(module: Any, examples: tuple) -> Any:
     """The module as an exported graph whose nodes carry their module paths."""
     import torch
 
-    return torch.export.export(module, (example,)).module()
+    return torch.export.export(module, tuple(examples)).module()
 
 
-def worst_layers(module: Any, quantized: Any, inputs: list[np.ndarray], top: int = 5) -> list[dict]:
-    """The `top` layers whose quantized outputs have the lowest SNR (dB), in graph order ties."""
+def worst_layers(module: Any, quantized: Any, cases: list[tuple[np.ndarray, ...]],
+                 top: int = 5) -> list[dict]:
+    """The `top` layers whose quantized outputs have the lowest SNR (dB), in graph order
+    ties; `cases` hold one array per model input."""
     import torch
 
-    float_graph = graph_of(module, torch.from_numpy(inputs[0]))
+    float_graph = graph_of(module, tuple(torch.from_numpy(x) for x in cases[0]))
     snrs: dict[str, list[float]] = {}
-    for x in inputs:
-        xt = torch.from_numpy(x)
+    for case in cases:
+        xt = tuple(torch.from_numpy(x) for x in case)
         ref, got = _node_outputs(float_graph, xt), _node_outputs(quantized, xt)
         for key, out in got.items():
             if key in ref and out.shape == ref[key].shape:

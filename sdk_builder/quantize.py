@@ -146,78 +146,97 @@ def _prepare_for_annotation(graph_module: Any, rewrites: tuple = ()) -> Any:
     return graph_module
 
 
-def _capture(module: Any, example: Any, rewrites: tuple = ()) -> tuple[Any, bool]:
+def _capture(module: Any, examples: tuple, rewrites: tuple = ()) -> tuple[Any, bool]:
     """torch.export the module for calibration; (graph module, batch_is_dynamic).
 
     Observers cost a near-constant time per call (HistogramObserver re-bins on every
     call: ~2.5 s per call for SkipNet-M on 2 cores), so calibrating one sample per call
-    is ~15x slower than batches of 32. With a batch-1 example we therefore capture with a
-    dynamic batch dimension; models that pin the batch fall back to a static capture."""
+    is ~15x slower than batches of 32. With batch-1 examples we therefore capture with a
+    dynamic batch dimension (shared by every input); models that pin the batch fall back
+    to a static capture."""
     import torch
 
-    if example.shape[0] == 1:
+    if all(x.shape[0] == 1 for x in examples):
         batch = torch.export.Dim("batch", min=1, max=4096)
         try:
-            ep = torch.export.export(module, (example.expand(2, *example.shape[1:]).clone(),),
-                                     dynamic_shapes=({0: batch},))
+            ep = torch.export.export(module, tuple(x.expand(2, *x.shape[1:]).clone() for x in examples),
+                                     dynamic_shapes=tuple({0: batch} for _ in examples))
             return _prepare_for_annotation(ep.module(), rewrites), True
         except Exception:  # batch-specialised model (reshape to 1, ...): static capture
             pass
-    return _prepare_for_annotation(torch.export.export(module, (example,)).module(), rewrites), False
+    return _prepare_for_annotation(torch.export.export(module, tuple(examples)).module(), rewrites), False
 
 
-def _calibration_batches(calibration_iter: Iterable[Any], example: Any, dynamic: bool):
-    """Yield observer inputs: batches of up to CALIBRATION_BATCH samples when `dynamic`,
-    else tensors shaped exactly like `example`."""
-    import torch
-
-    pending, count = [], 0
-    for item in calibration_iter:
+def _sample_tuple(item: Any, examples: tuple) -> tuple:
+    """One calibration item as a tuple of [N, ...] batches, one per model input. A
+    single-input model takes a tensor or an (inputs, target) pair; a model with several
+    inputs takes a tuple of tensors in forward's order."""
+    if len(examples) == 1:
         if isinstance(item, (tuple, list)):   # (inputs, target) pairs: take the inputs
             item = item[0]
-        t = _as_samples(item, example)
+        return (_as_samples(item, examples[0]),)
+    if not isinstance(item, (tuple, list)) or len(item) != len(examples):
+        raise UsageError(f"the model takes {len(examples)} inputs: each calibration sample must "
+                         f"be a tuple of {len(examples)} tensors, in forward's order")
+    batches = tuple(_as_samples(t, x) for t, x in zip(item, examples))
+    if len({b.shape[0] for b in batches}) != 1:
+        raise UsageError("a calibration sample's tensors have different batch sizes")
+    return batches
+
+
+def _calibration_batches(calibration_iter: Iterable[Any], examples: tuple, dynamic: bool):
+    """Yield observer inputs (tuples, one tensor per model input): batches of up to
+    CALIBRATION_BATCH samples when `dynamic`, else tensors shaped exactly like `examples`."""
+    import torch
+
+    want = examples[0].shape[0]
+    pending, count = [], 0
+    for item in calibration_iter:
+        batch = _sample_tuple(item, examples)
+        n = batch[0].shape[0]
         if not dynamic:
-            if t.shape[0] == example.shape[0]:
-                yield t
-            elif example.shape[0] == 1:
-                yield from t.split(1, dim=0)
+            if n == want:
+                yield batch
+            elif want == 1:
+                yield from zip(*(t.split(1, dim=0) for t in batch))
             else:
-                raise UsageError(f"calibration batch {t.shape[0]} does not fit the exported "
-                                 f"batch size {example.shape[0]}")
+                raise UsageError(f"calibration batch {n} does not fit the exported batch size {want}")
             continue
-        pending.append(t)
-        count += t.shape[0]
+        pending.append(batch)
+        count += n
         if count >= CALIBRATION_BATCH:
-            yield torch.cat(pending)
+            yield tuple(torch.cat(parts) for parts in zip(*pending))
             pending, count = [], 0
     if pending:
-        yield torch.cat(pending)
+        yield tuple(torch.cat(parts) for parts in zip(*pending))
 
 
-def pt2e_quantize(module: Any, example: Any, quantizer: Any,
+def pt2e_quantize(module: Any, examples: tuple, quantizer: Any,
                   calibration_iter: Iterable[Any], *,
                   fold_quantize: bool = True, rewrites: tuple = ()) -> tuple[Any, int]:
-    """Quantize `module` with a PT2E `quantizer`, calibrating on every sample of
-    `calibration_iter` (tensors, [N, ...] batches, or (inputs, target) pairs).
+    """Quantize `module` (example inputs `examples`, one tensor per forward argument) with a
+    PT2E `quantizer`, calibrating on every sample of `calibration_iter` (tensors, [N, ...]
+    batches, or (inputs, target) pairs; tuples of tensors for several inputs).
 
     Returns (quantized torch.fx.GraphModule with float inputs/outputs and q/dq nodes,
     number of calibration samples seen). `fold_quantize=False` keeps float weights
     behind quantize/dequantize pairs (what the LiteRT converter expects). `rewrites` are
     graph passes (e.g. decompose_hardswish) run on the captured graph before annotation,
     so every model gets them, however it spells the op. The graph may
-    have a dynamic batch dimension; exporters re-export it with their static example.
+    have a dynamic batch dimension; exporters re-export it with their static examples.
     """
     import torch
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     module = module.eval()
-    captured, dynamic = _capture(module, example, rewrites)
+    examples = tuple(examples)
+    captured, dynamic = _capture(module, examples, rewrites)
     prepared = prepare_pt2e(captured, quantizer)
     samples = 0
     with torch.no_grad():
-        for batch in _calibration_batches(calibration_iter, example, dynamic):
-            prepared(batch)
-            samples += int(batch.shape[0])
+        for batch in _calibration_batches(calibration_iter, examples, dynamic):
+            prepared(*batch)
+            samples += int(batch[0].shape[0])
     if samples == 0:
         raise UsageError("static int8 recipes need calibration data but the calibration set is "
                          "empty; give the model a calibration function or pick a float recipe")

@@ -225,6 +225,8 @@ def write_report(bundle: Path, manifest: dict) -> Path:
         f"- input `{inp['name']}`: {inp['shape']} {inp['dtype']} {inp['layout']} {inp['color']}, "
         f"pixels mapped to {inp['range']}, mean {inp['mean']}, std {inp['std']}"
         f"{' (in the graph)' if inp['normalize_in_graph'] else ' (applied before the model)'}",
+        *(f"- extra input `{e['name']}`: {e['shape']} {e['dtype']}, passed as it is (after the image)"
+          for e in manifest.get("extra_inputs", [])),
         f"- calibration (static int8 recipes): {manifest.get('calibration', 'n/a')}",
         f"- built {manifest['created']} with "
         + ", ".join(f"{k} {v}" for k, v in manifest["toolchain"].items()), "",

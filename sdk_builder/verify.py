@@ -27,7 +27,7 @@ class VerificationError(PocketError):
 class Reference:
     """PyTorch's answers that every artifact is compared with."""
 
-    golden_inputs: list[np.ndarray]
+    golden_inputs: list[tuple[np.ndarray, ...]]   # [case][model input]
     golden_outputs: list[list[np.ndarray]]      # [case][output]
     exact: tuple[int, ...] = ()                 # outputs that must match exactly (discrete)
     task: object = None                         # models.tasks.Task (None: raw parity only)
@@ -46,12 +46,12 @@ class Reference:
         return None if self.eval_outputs is None else self.eval_outputs[0]
 
 
-def eager_outputs(module, x: np.ndarray) -> list[np.ndarray]:
-    """The eager model's float32 outputs for one input batch."""
+def eager_outputs(module, *inputs: np.ndarray) -> list[np.ndarray]:
+    """The eager model's float32 outputs for one batch of its inputs."""
     import torch
 
     with torch.no_grad():
-        out = module(torch.from_numpy(x))
+        out = module(*(torch.from_numpy(x) for x in inputs))
     outs = out if isinstance(out, (tuple, list)) else [out]
     return [o.detach().numpy().astype(np.float32) for o in outs]
 
@@ -67,10 +67,11 @@ def eager_logits(module, inputs: np.ndarray) -> np.ndarray:
     return eager_split(module, inputs)[0]
 
 
-def torch_reference(module, golden_inputs: list[np.ndarray], evaluation=None, task=None,
-                    exact: tuple[int, ...] = ()) -> Reference:
-    """Run the eager model on the golden inputs and the evaluation split."""
-    ref = Reference(golden_inputs, [eager_outputs(module, x) for x in golden_inputs], tuple(exact), task)
+def torch_reference(module, golden_inputs: list[tuple[np.ndarray, ...]], evaluation=None,
+                    task=None, exact: tuple[int, ...] = ()) -> Reference:
+    """Run the eager model on the golden cases and the evaluation split."""
+    ref = Reference(golden_inputs, [eager_outputs(module, *case) for case in golden_inputs],
+                    tuple(exact), task)
     if evaluation is not None and task is not None and task.metrics is not None:
         ref.eval_inputs = evaluation.inputs.numpy().astype(np.float32)
         ref.eval_targets = evaluation.targets.numpy()
@@ -102,8 +103,8 @@ def _exact_mismatches(outputs: list[np.ndarray], reference: list[np.ndarray], ex
 
 def _golden_parity(session: Session, stage: Path, entry: dict, ref: Reference) -> dict:
     items, files, mismatched = [], [], 0
-    for i, x in enumerate(ref.golden_inputs):
-        outs = session.run_raw(x)
+    for i, case in enumerate(ref.golden_inputs):
+        outs = session.run_raw(*case)
         mismatched += _exact_mismatches(outs, ref.golden_outputs[i], ref.exact) > 0
         row = []
         for j, (out, want) in enumerate(zip(outs, ref.golden_outputs[i])):
@@ -207,12 +208,20 @@ def verify_artifact(stage: Path, manifest: dict, entry: dict, ref: Reference, mo
         verify_structure(stage, manifest, entry, ref, module, why=f"not emulated: {exc}")
 
 
+def golden_cases(bundle: Path, manifest: dict) -> list[tuple[np.ndarray, ...]]:
+    """The bundle's golden inputs, one tuple per case with an array per model input."""
+    shapes = mf.input_shapes(manifest)
+    golden = manifest["golden"]
+    extra = golden.get("extra_inputs") or [[] for _ in golden["inputs"]]
+    return [tuple(read_tensor(mf.resolve(bundle, p), shape) for p, shape in zip([first, *rest], shapes))
+            for first, rest in zip(golden["inputs"], extra)]
+
+
 def reverify_bundle(bundle: Path, threads: int = 1) -> list[dict]:
     """`pocket verify`: sha256 of every artifact, then golden inputs vs the recorded outputs."""
     manifest = mf.read(bundle)
     check_artifacts(bundle, manifest)
-    inputs = [read_tensor(mf.resolve(bundle, p), manifest["input"]["shape"])
-              for p in manifest["golden"]["inputs"]]
+    cases = golden_cases(bundle, manifest)
     shapes = [o["shape"] for o in manifest["outputs"]]
     results = []
     for entry in manifest["artifacts"]:
@@ -222,8 +231,8 @@ def reverify_bundle(bundle: Path, threads: int = 1) -> list[dict]:
         session = Session(mf.resolve(bundle, entry["file"]), bundle=bundle, manifest=manifest,
                           entry=entry, threads=threads)
         worst = 0.0
-        for x, files in zip(inputs, entry["golden_outputs"]):
-            for out, path, shape in zip(session.run_raw(x), files, shapes):
+        for case, files in zip(cases, entry["golden_outputs"]):
+            for out, path, shape in zip(session.run_raw(*case), files, shapes):
                 want = read_tensor(mf.resolve(bundle, path), shape)
                 worst = max(worst, parity(want, out)["max_abs_error"])
         scale = max(float(np.abs(read_tensor(mf.resolve(bundle, entry["golden_outputs"][0][0]),

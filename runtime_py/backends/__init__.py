@@ -31,6 +31,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from runtime_py.errors import PocketError, UsageError, did_you_mean
+from runtime_py.manifest import input_shapes
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,8 @@ def check_structure(kind: str, structure: dict, manifest: dict, entry: dict) -> 
 
 
 def manifest_shapes(manifest: dict) -> list[list[int]]:
-    """[input shape, output shapes...] the manifest promises."""
-    return [list(manifest["input"]["shape"])] + [list(o["shape"]) for o in manifest["outputs"]]
+    """[input shapes..., output shapes...] the manifest promises."""
+    return input_shapes(manifest) + [list(o["shape"]) for o in manifest["outputs"]]
 
 
 def shape_problems(structure: dict, manifest: dict) -> list[str]:

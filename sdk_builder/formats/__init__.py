@@ -39,11 +39,12 @@ class ExportJob:
     """What a format needs to export one artifact."""
 
     module: Any                                   # torch.nn.Module in eval mode
-    example: Any                                  # torch.Tensor of the input shape
+    examples: tuple                               # one torch.Tensor per forward argument
     recipe: str
     out_path: Path                                # file (or .mlpackage folder) to write
-    calibration: Callable[[], Iterable[Any]] | None = None   # yields input tensors
+    calibration: Callable[[], Iterable[Any]] | None = None   # yields inputs (tuples if several)
     keep_float: tuple = ()                        # nn.Module classes PT2E int8 leaves float
+    input_names: tuple[str, ...] = ("input",)     # the manifest's names, where a format keeps names
 
 
 @dataclass

@@ -70,14 +70,15 @@ def _fp16_selector(ep: Any, keep_float: tuple) -> Any:
     return selector
 
 
-def convert_fp16(module: Any, example: Any, keep_float: tuple = ()) -> Any:
+def convert_fp16(module: Any, examples: tuple, keep_float: tuple = (),
+                 input_names: tuple[str, ...] = (INPUT_NAME,)) -> Any:
     """An fp16 ML program (coremltools MLModel, not yet saved) for iOS 17; ops of modules
     whose class is in `keep_float` compute in fp32 (casts are inserted around them)."""
     import coremltools as ct
     import numpy as np
     import torch
 
-    ep = torch.export.export(module.eval(), (example,))
+    ep = torch.export.export(module.eval(), tuple(examples))
     ep = ep.run_decompositions({})
     n_out = len(ep.graph_signature.user_outputs)
     precision = ct.precision.FLOAT16 if not keep_float else \
@@ -86,7 +87,8 @@ def convert_fp16(module: Any, example: Any, keep_float: tuple = ()) -> Any:
         ep,
         # float32 I/O stated explicitly: with an iOS17 target and FLOAT16 precision
         # coremltools otherwise makes the model's inputs and outputs float16.
-        inputs=[ct.TensorType(name=INPUT_NAME, shape=tuple(example.shape), dtype=np.float32)],
+        inputs=[ct.TensorType(name=name, shape=tuple(x.shape), dtype=np.float32)
+                for name, x in zip(input_names, examples)],
         outputs=[ct.TensorType(name=f"{OUTPUT_PREFIX}{i}", dtype=np.float32)
                  for i in range(n_out)],
         convert_to="mlprogram",
@@ -229,7 +231,7 @@ def _export(job: ExportJob) -> ExportResult:
                      "compute_precision": "float16"}
     kept = present_types(job.module, job.keep_float)
     with torch.no_grad():
-        mlmodel = convert_fp16(job.module, job.example, kept)
+        mlmodel = convert_fp16(job.module, job.examples, kept, job.input_names)
     if kept:
         details["kept_float_modules"] = [module_type_name(c) for c in kept]
         details["float32_ops"] = _float32_op_count(mlmodel)

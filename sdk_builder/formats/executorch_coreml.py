@@ -50,7 +50,7 @@ def _export(job: ExportJob) -> ExportResult:
         op_linear_quantizer_config=dict(W8_LINEAR_CONFIG) if job.recipe == "w8" else None,
     )
     with torch.no_grad():
-        delegation = lower_to_pte(job.module.eval(), job.example,
+        delegation = lower_to_pte(job.module.eval(), job.examples,
                                   [CoreMLPartitioner(compile_specs=specs)], out)
     details = {"toolchain": f"executorch {version('executorch')}, "
                             f"coremltools {version('coremltools')}",

@@ -44,7 +44,7 @@ def _pt2e(job: ExportJob) -> tuple[Any, dict]:
     weights = "per-channel" if per_channel else "per-tensor"
     if dynamic:
         # Activation ranges are computed at run time; one forward pass records the weights.
-        quantized, _ = pt2e_quantize(job.module, job.example, quantizer, [job.example])
+        quantized, _ = pt2e_quantize(job.module, job.examples, quantizer, [job.examples])
         return quantized, {
             "quantization": f"PT2E XNNPACKQuantizer: int8 {weights} symmetric weights, int8 "
                             "activations quantized at run time (dynamic, asymmetric "
@@ -52,7 +52,7 @@ def _pt2e(job: ExportJob) -> tuple[Any, dict]:
                             "convs feeding a ReLU stay float32 (XNNPACKQuantizer has no dynamic "
                             "pattern for them), as do other ops; float I/O",
             "weight_granularity": weights, "activations": "dynamic int8", **kept}
-    quantized, samples = pt2e_quantize(job.module, job.example, quantizer, calibration_for(job))
+    quantized, samples = pt2e_quantize(job.module, job.examples, quantizer, calibration_for(job))
     return quantized, {
         "quantization": f"PT2E XNNPACKQuantizer: int8 {weights} symmetric weights, int8 "
                         "per-tensor static activations (histogram observer), float I/O",
@@ -155,7 +155,7 @@ def weight_op_counts(graph_module: Any) -> dict:
     return counts
 
 
-def lower_to_pte(module: Any, example: Any, partitioners: list, out_path: Path,
+def lower_to_pte(module: Any, examples: tuple, partitioners: list, out_path: Path,
                  details: dict | None = None) -> dict | None:
     """Export `module`, lower with `partitioners`, write the .pte; return delegation info.
     When `details` is given, the exported graph's quantized/float weight ops go into it."""
@@ -163,7 +163,7 @@ def lower_to_pte(module: Any, example: Any, partitioners: list, out_path: Path,
     from executorch.exir import to_edge_transform_and_lower
     from executorch.exir.pass_manager import ExportedProgramPassManager
 
-    ep = torch.export.export(module, (example,))
+    ep = torch.export.export(module, tuple(examples))
     if details is not None:
         counts = weight_op_counts(ep.graph_module)
         details.update({"quantized_weight_ops": counts["quantized"],
@@ -205,5 +205,5 @@ def _export(job: ExportJob) -> ExportResult:
             details.update(qdetails)
         else:
             details["quantization"] = "none (float32)"
-        delegation = lower_to_pte(module, job.example, [XnnpackPartitioner()], out, details)
+        delegation = lower_to_pte(module, job.examples, [XnnpackPartitioner()], out, details)
     return ExportResult(path=out, details=details, delegation=delegation, quantized_module=twin)

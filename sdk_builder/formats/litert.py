@@ -1,7 +1,7 @@
 """LiteRT (TFLite) flatbuffer with float32 inputs/outputs: recipes fp32, fp16,
 int8-dynamic, int8-static and w8.
 
-fp32: litert_torch.convert(module, (example,)), its flatbuffer bytes written from Python.
+fp32: litert_torch.convert(module, examples), its flatbuffer bytes written from Python.
 fp16, int8-dynamic, w8: the fp32 flatbuffer post-processed by ai-edge-quantizer (data-free):
   fp16          weight-only FLOAT_CASTING to float16 (DEQUANTIZE to float32, float compute)
   int8-dynamic  recipe.dynamic_wi8_afp32(): int8 per-channel weights, activations quantized
@@ -166,12 +166,12 @@ def _export(job: ExportJob) -> ExportResult:
             kept_types = present_types(module, job.keep_float)
             if kept_types:
                 details["kept_float_modules"] = keep_float(quantizer, kept_types, by_name=True)
-            quantized, samples = pt2e_quantize(module, job.example, quantizer,
+            quantized, samples = pt2e_quantize(module, job.examples, quantizer,
                                                calibration_for(job), fold_quantize=False,
                                                rewrites=(decompose_hardswish,))
             twin = quantized
             with _strict_qdq():
-                model = litert_torch.convert(quantized, (job.example,),
+                model = litert_torch.convert(quantized, tuple(job.examples),
                                              quant_config=QuantConfig(pt2e_quantizer=quantizer))
             details.update({
                 "quantization": "PT2E litert PT2EQuantizer: int8 per-channel symmetric weights, "
@@ -179,7 +179,7 @@ def _export(job: ExportJob) -> ExportResult:
                                 "x*relu6(x+3)/6), float32 I/O",
                 "calibration_samples": samples})
         else:
-            model = litert_torch.convert(module, (job.example,))
+            model = litert_torch.convert(module, tuple(job.examples))
             details["quantization"] = "none (float32)"
     if job.recipe in AEQ_RECIPES:
         import tempfile

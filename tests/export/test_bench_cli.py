@@ -48,7 +48,7 @@ def toy_bundle(tmp_path_factory) -> Path:
     for fmt_name, runtime in (("executorch-xnnpack", "executorch"), ("litert", "litert")):
         fmt = get_format(fmt_name)
         out = bundle / fmt.artifact_name("toy-not-in-zoo", "fp32")
-        result = fmt.exporter()(ExportJob(module=_toy(), example=example, recipe="fp32", out_path=out))
+        result = fmt.exporter()(ExportJob(module=_toy(), examples=(example,), recipe="fp32", out_path=out))
         manifest["artifacts"].append({
             "file": out.name, "format": fmt.name, "backend": fmt.backend, "runtime": runtime,
             "recipe": "fp32", "sha256": sha256_of(out), "size_bytes": out.stat().st_size,

@@ -88,6 +88,11 @@ def test_an_op_a_format_cannot_take_names_op_and_format_and_the_rest_still_build
     (["--model-file", f"{FIXTURES / 'tiny_unet.py'}:build"], "needs --input-shape"),
     (["--model-file", f"{FIXTURES / 'tiny_unet.py'}:build", "--input-shape", "1,3,64"], "N,C,H,W"),
     (["skipnet_m", "--model-file", f"{FIXTURES / 'tiny_unet.py'}:build"], "one of them"),
+    (["skipnet_m", "--input-shape", "1,3,8,8"], "are for --model-file models"),
+    (["--model-file", f"{FIXTURES / 'corpus' / 'two_input.py'}:build", "--input-shape", "1,3,64,64"],
+     "forward(image, mask) takes 2 tensor(s)"),
+    (["--model-file", f"{FIXTURES / 'corpus' / 'two_input.py'}:build", "--input-shape", "1,3,64,64",
+      "--input-shape", "2,1,32,32"], "the image's batch size 1"),
 ])
 def test_user_model_mistakes_are_one_line(tmp_path, args, message):
     proc = pocket("build", *args, "-o", str(tmp_path))

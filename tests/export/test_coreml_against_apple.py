@@ -54,7 +54,7 @@ def _both(module: nn.Module, shape: tuple[int, ...], tmp_path) -> tuple[np.ndarr
     from runtime_py.coreml_interpreter import Interpreter
 
     path = tmp_path / "m.mlpackage"
-    get_format("coreml").exporter()(ExportJob(module.eval(), torch.zeros(shape), "fp16", path))
+    get_format("coreml").exporter()(ExportJob(module.eval(), (torch.zeros(shape),), "fp16", path))
     x = np.random.default_rng(0).random(shape).astype(np.float32)
     apple = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
     spec = apple.get_spec()

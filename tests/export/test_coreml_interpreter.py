@@ -22,7 +22,7 @@ def _package(name: str, recipe: str, tmp_path_factory):
     torch.set_num_threads(1)
     spec = get(name)
     out = tmp_path_factory.mktemp(name) / f"{name}.{recipe}.mlpackage"
-    job = ExportJob(spec.load(), torch.zeros(spec.input.shape), recipe, out,
+    job = ExportJob(spec.load(), (torch.zeros(spec.input.shape),), recipe, out,
                     keep_float=tuple(spec.keep_float))
     get_format("coreml").exporter()(job)
     return spec, out
@@ -104,7 +104,7 @@ def test_a_build_keeps_a_core_ml_artifact_the_interpreter_cannot_run(skipnet, mo
     entry = {"file": path.name, "format": "coreml", "backend": "coreml", "runtime": "coreml",
              "recipe": "fp16", "recipe_details": {}, "golden_outputs": []}
     evaluation = spec.evaluation()
-    ref = torch_reference(module, [evaluation.inputs[:1].numpy()], evaluation, spec.task_row)
+    ref = torch_reference(module, [(evaluation.inputs[:1].numpy(),)], evaluation, spec.task_row)
     monkeypatch.delitem(mil_ops.KERNELS, "sigmoid_hard")
     verify_artifact(stage, manifest, entry, ref, module)
     ver = entry["verification"]

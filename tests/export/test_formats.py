@@ -127,7 +127,7 @@ def built(model, tmp_path_factory):
     results = {}
     for name, recipe in PAIRS:
         fmt = get_format(name)
-        job = ExportJob(module=model, example=example, recipe=recipe,
+        job = ExportJob(module=model, examples=(example,), recipe=recipe,
                         out_path=out_dir / fmt.artifact_name("tiny", recipe),
                         calibration=_calibration)
         results[(name, recipe)] = fmt.exporter()(job)
@@ -253,7 +253,7 @@ def test_int8da_w4g32_refuses_model_without_suitable_linear(tmp_path):
     from runtime_py.errors import UsageError
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)).eval()
-    job = ExportJob(module=net, example=torch.rand(1, 3, 8, 8), recipe="int8da-w4g32",
+    job = ExportJob(module=net, examples=(torch.rand(1, 3, 8, 8),), recipe="int8da-w4g32",
                     out_path=tmp_path / "x.pte")
     with pytest.raises(UsageError, match="divisible by 32.*has none") as err:
         get_format("executorch-xnnpack").exporter()(job)
@@ -267,7 +267,7 @@ def test_unknown_recipe_lists_accepted(model, tmp_path, fmt, recipe):
     from runtime_py.errors import UsageError
 
     f = get_format(fmt)
-    job = ExportJob(module=model, example=torch.rand(1, 3, 32, 32), recipe=recipe,
+    job = ExportJob(module=model, examples=(torch.rand(1, 3, 32, 32),), recipe=recipe,
                     out_path=tmp_path / f.artifact_name("tiny", recipe))
     with pytest.raises(UsageError, match="it accepts: " + ", ".join(f.recipes)):
         f.exporter()(job)
@@ -337,7 +337,7 @@ def test_emulation_matches_coreml_weights(model):
         return {tuple(m.weight.shape): m.weight.detach().numpy() for m in module.modules()
                 if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.numel() > 64}
 
-    fp16 = convert_fp16(model, torch.rand(1, 3, 32, 32))
+    fp16 = convert_fp16(model, (torch.rand(1, 3, 32, 32),))
     for recipe, tol in (("w8", 0.0), ("prune-50", 0.0), ("palettize-4bit", 1e-3)):
         stored = compressed_weights(_compress(fp16, recipe)[0])
         emulated = weights(emulate_weights(model, recipe))

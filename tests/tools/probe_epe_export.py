@@ -117,7 +117,7 @@ def probe_one(fmt: str, recipe: str, module: torch.nn.Module, inputs: dict, eage
 
     suffix = get_format(fmt).suffix
     path = out_dir / f"probe.{fmt}.{recipe}{suffix}"
-    job = ExportJob(module, torch.zeros(SHAPE), recipe, path, calibration=calibration(seed),
+    job = ExportJob(module, (torch.zeros(SHAPE),), recipe, path, calibration=calibration(seed),
                     keep_float=keep_float)
     result = get_format(fmt).exporter()(job)
     row: dict = {"format": fmt, "recipe": recipe, "details_kept_float":
