@@ -151,6 +151,11 @@ class DelegatedProgram:
             raise PocketError(f"{self.path.name} takes {len(self._inputs)} input(s), got {len(inputs)}")
         return self._results(inputs, self._inner.run(self._order(inputs)))
 
+    def run_samples(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if len(inputs) != len(self._inputs):
+            raise PocketError(f"{self.path.name} takes {len(self._inputs)} input(s), got {len(inputs)}")
+        return self._results(inputs, self._inner.run_samples(self._order(inputs)))
+
     def raw_call(self, inputs: list[np.ndarray]):
         call = self._inner.raw_call(self._order(inputs))
         return lambda: self._results(inputs, call())

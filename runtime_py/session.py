@@ -93,6 +93,13 @@ class Session:
         with self._lock:
             return self._backend.run([tensor, *extra])
 
+    def run_samples(self, tensors: np.ndarray, *extra: np.ndarray) -> list[np.ndarray]:
+        """N ready samples ([N, ...] per input, the model's batch axis holding N): the raw
+        outputs, stacked, as N calls of run_raw give them (the runtime may run them together
+        where that is bit-identical)."""
+        with self._lock:
+            return self._backend.run_samples([tensors, *extra])
+
     def run(self, x: Any, *extra: np.ndarray) -> dict:
         """Preprocess, run, postprocess. `x` is an image (or a ready tensor); a model with
         extra inputs takes them after it, as float32 arrays. Returns the postprocessed answer

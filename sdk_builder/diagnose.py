@@ -5,11 +5,15 @@ Toolchain errors name an op or a graph node in their own words ("While executing
 %sub_1", "node max_pool2d (max_pool2d)", "failed to legalize operation 'tfl.pow'",
 "aten::sort"). `export_failure` looks for those names in the exception chain, finds the
 node in the captured graph, and reads the user's line from the node's stack trace
-(torch.export records one per node). `ADVICE` maps what a toolchain said to what a user
+(torch.export records one per node). An error raised while an fx graph runs (a PT2E
+observer during calibration, '"histogram_cpu" not implemented for 'Long'') names no node;
+then the traceback says which line of the graph's generated forward() raised, and that
+line names the node (`running_node`). `ADVICE` maps what a toolchain said to what a user
 can do; it is the one list of known ways out.
 """
 from __future__ import annotations
 
+import linecache
 import re
 import traceback
 from pathlib import Path
@@ -24,9 +28,9 @@ _OWN_DIRS = ("site-packages", "dist-packages", "<frozen", "/lib/python",
 # (pattern in the toolchain's message, advice): first match wins
 ADVICE: tuple[tuple[str, str], ...] = (
     (r"tfl\.pow|aten\.pow|aten::pow", "write small powers as products (x * x) or use torch.sqrt"),
-    (r"histogram_cpu.*Long|observer.*(Long|int64)",
-     "an integer tensor reaches int8 calibration: build grids/anchors in __init__ as float "
-     "buffers (register_buffer) instead of torch.arange in forward"),
+    (r"not implemented for '(Long|Int|Short|Char|Byte|Bool)'|observer.*(Long|int64)",
+     "an integer tensor reaches int8 calibration or a float-only kernel: make it float where "
+     "it meets float maths (2.0 rather than 2, .float() on index or arange tensors)"),
     (r"[Dd]ata-dependent|GuardOnDataDependent|data dependent",
      "the result depends on tensor values (data-dependent shape or branch): use torch.where "
      "or fixed-size ops (topk with a constant k) instead of nonzero / boolean indexing / if"),
@@ -117,14 +121,84 @@ def failing_node(graph_module: Any, message: str) -> Any | None:
     return None
 
 
+def running_node(exc: BaseException) -> tuple[Any, Any, dict] | None:
+    """(graph module, node, the forward's local values) of the innermost line of an fx
+    graph's generated forward() in `exc`'s traceback, or None if no graph was running."""
+    for error in _chain(exc):
+        found, tb = None, error.__traceback__
+        while tb is not None:
+            found = _graph_line(tb) or found
+            tb = tb.tb_next
+        if found:
+            return found
+    return None
+
+
+def _graph_line(tb: Any) -> tuple[Any, Any, dict] | None:
+    """The graph node a traceback entry's line assigns, if the entry is a GraphModule's
+    generated forward() (its code is the class's forward; each node is 'name = ...')."""
+    frame = tb.tb_frame
+    owner = frame.f_locals.get("self")
+    graph = getattr(owner, "graph", None)
+    forward = getattr(type(owner), "forward", None)
+    if graph is None or getattr(forward, "__code__", None) is not frame.f_code:
+        return None
+    line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno, frame.f_globals)
+    assigned = re.match(r"\s*(\w+)\s*=", line)
+    node = next((n for n in graph.nodes if assigned and n.name == assigned.group(1)), None)
+    return (owner, node, dict(frame.f_locals)) if node is not None else None
+
+
+def _observed(graph_module: Any, node: Any) -> tuple[Any, Any] | None:
+    """(value node, the op reading it) when `node` calls an observer or fake-quantize."""
+    if node.op != "call_module" or not node.args:
+        return None
+    try:
+        module = graph_module.get_submodule(node.target)
+    except AttributeError:
+        return None
+    if not hasattr(module, "calculate_qparams"):
+        return None
+    readers = [u for u in node.users if u.op == "call_function"]
+    return node.args[0], (readers[0] if readers else None)
+
+
+def _value_text(node: Any, values: dict) -> str:
+    """'int64 _tensor_constant_0 = 2': a node's value as the failing run saw it."""
+    value = values.get(node.name)
+    dtype, shown = getattr(value, "dtype", None), ""
+    if dtype is not None and getattr(value, "numel", lambda: 0)() == 1:
+        shown = f" = {value.item()}"
+    kind = f"{str(dtype).replace('torch.', '')} " if dtype is not None else ""
+    return f"{kind}{node.name}{shown}"
+
+
+def _op_part(node: Any) -> str:
+    op = str(node.target).replace("aten.", "aten::").split(".default")[0]
+    where = user_line_of(node.meta.get("stack_trace"))
+    return f"op {op}" + (f" from {where}" if where else "")
+
+
+def _running_parts(exc: BaseException) -> list[str]:
+    """What the running graph says about `exc`: the op and, for an observer, its value."""
+    found = running_node(exc)
+    if found is None:
+        return []
+    graph_module, node, values = found
+    observed = _observed(graph_module, node)
+    if observed is None:
+        return [_op_part(node)] if node.op == "call_function" else []
+    value, reader = observed
+    if value.op == "call_function":          # an output observer: the op made the value
+        return [_op_part(value), f"calibration observer on its output {_value_text(value, values)}"]
+    parts = [_op_part(reader)] if reader is not None else []
+    return parts + [f"calibration observer on its operand {_value_text(value, values)}"]
+
+
 def export_failure(exc: BaseException, graph_module: Any | None) -> str:
     """' (op OP from FILE:LINE: CODE; ADVICE)' to append to a format's failure line."""
     text = " ".join(str(e) for e in _chain(exc))
     node = failing_node(graph_module, text) if graph_module is not None else None
-    parts = []
-    if node is not None:
-        op = str(node.target).replace("aten.", "aten::").split(".default")[0]
-        where = user_line_of(node.meta.get("stack_trace"))
-        parts.append(f"op {op}" + (f" from {where}" if where else ""))
+    parts = [_op_part(node)] if node is not None else _running_parts(exc)
     parts.append(advice_for(text))
     return f" ({'; '.join(parts)})"

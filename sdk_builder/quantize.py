@@ -8,6 +8,7 @@ torch/torchao are imported inside the functions so importing this module is chea
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Iterable
 
 from runtime_py.errors import UsageError
@@ -138,6 +139,91 @@ def _constant(graph_module: Any, like: Any, name: str, value: float) -> Any:
     return graph_module.graph.get_attr(name)
 
 
+def drop_integer_annotations(graph_module: Any) -> int:
+    """Remove the quantization specs a quantizer put on values that are not floating-point
+    tensors (indices, counts, integer constants); returns how many.
+
+    Observers histogram or min/max floats, and an int8 q/dq pair around an integer value
+    means nothing; such values stay as they are. litert-torch 0.10.0's quantizer makes
+    such values itself: before annotating it turns the scalar operands of add/mul into
+    tensor constants with torch.tensor(2), int64 for a Python int, and its mul/add
+    annotators observe them ('"histogram_cpu" not implemented for 'Long'' in calibration).
+    Specs shared with a removed one go too."""
+    annotated = [(n, n.meta["quantization_annotation"]) for n in graph_module.graph.nodes
+                 if n.meta.get("quantization_annotation") is not None]
+    dropped: set = set()
+    for node, annotation in annotated:
+        for source in list(annotation.input_qspec_map):
+            if _is_not_float(graph_module, source):
+                del annotation.input_qspec_map[source]
+                dropped.add((source, node))
+        if annotation.output_qspec is not None and _is_not_float(graph_module, node):
+            annotation.output_qspec = None
+            dropped.add(node)
+    while dropped and _drop_shared(annotated, dropped):
+        pass
+    return len(dropped)
+
+
+def _drop_shared(annotated: list, dropped: set) -> bool:
+    """Remove specs shared with a dropped edge or node; whether any went."""
+    from torchao.quantization.pt2e.quantizer import SharedQuantizationSpec
+
+    def shares(spec: Any) -> bool:
+        return isinstance(spec, SharedQuantizationSpec) and spec.edge_or_node in dropped
+
+    changed = False
+    for node, annotation in annotated:
+        for source, spec in list(annotation.input_qspec_map.items()):
+            if shares(spec):
+                del annotation.input_qspec_map[source]
+                dropped.add((source, node))
+                changed = True
+        if shares(annotation.output_qspec):
+            annotation.output_qspec = None
+            dropped.add(node)
+            changed = True
+    return changed
+
+
+def _is_not_float(graph_module: Any, node: Any) -> bool:
+    """Whether `node` is known to carry something other than a floating-point tensor."""
+    import torch
+
+    val = node.meta.get("val")
+    if val is None and node.op == "get_attr":      # quantizer-made constants carry no meta
+        try:
+            val = operator.attrgetter(node.target)(graph_module)
+        except AttributeError:
+            return False
+    if isinstance(val, torch.Tensor):
+        return not val.is_floating_point()
+    return isinstance(val, (int, torch.SymInt, torch.SymBool))
+
+
+def float_only(quantizer: Any) -> Any:
+    """`quantizer`, with no observer on a non-floating value (drop_integer_annotations
+    after it annotates). The quantizer itself is unchanged, e.g. for litert's converter."""
+    from torchao.quantization.pt2e.quantizer import Quantizer
+
+    class FloatOnly(Quantizer):
+        def transform_for_annotation(self, model: Any) -> Any:
+            return quantizer.transform_for_annotation(model)
+
+        def annotate(self, model: Any) -> Any:
+            quantizer.annotate(model)
+            drop_integer_annotations(model)
+            return model
+
+        def validate(self, model: Any) -> None:
+            quantizer.validate(model)
+
+        def prepare_obs_or_fq_callback(self, model: Any, observers: dict) -> None:
+            quantizer.prepare_obs_or_fq_callback(model, observers)
+
+    return FloatOnly()
+
+
 def _prepare_for_annotation(graph_module: Any, rewrites: tuple = ()) -> Any:
     functional_inplace_ops(graph_module)
     separate_module_calls(graph_module)
@@ -222,8 +308,10 @@ def pt2e_quantize(module: Any, examples: tuple, quantizer: Any,
     number of calibration samples seen). `fold_quantize=False` keeps float weights
     behind quantize/dequantize pairs (what the LiteRT converter expects). `rewrites` are
     graph passes (e.g. decompose_hardswish) run on the captured graph before annotation,
-    so every model gets them, however it spells the op. The graph may
-    have a dynamic batch dimension; exporters re-export it with their static examples.
+    so every model gets them, however it spells the op. Whatever the quantizer annotates,
+    no observer goes on a value that is not a floating-point tensor (float_only). The
+    graph may have a dynamic batch dimension; exporters re-export it with their static
+    examples.
     """
     import torch
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -231,7 +319,7 @@ def pt2e_quantize(module: Any, examples: tuple, quantizer: Any,
     module = module.eval()
     examples = tuple(examples)
     captured, dynamic = _capture(module, examples, rewrites)
-    prepared = prepare_pt2e(captured, quantizer)
+    prepared = prepare_pt2e(captured, float_only(quantizer))
     samples = 0
     with torch.no_grad():
         for batch in _calibration_batches(calibration_iter, examples, dynamic):

@@ -122,8 +122,7 @@ def _golden_parity(session: Session, stage: Path, entry: dict, ref: Reference) -
 
 
 def _evaluation(session: Session, ref: Reference) -> dict:
-    per_sample = [session.run_raw(ref.eval_inputs[i:i + 1]) for i in range(len(ref.eval_inputs))]
-    outputs = [np.concatenate(parts) for parts in zip(*per_sample)]
+    outputs = session.run_samples(ref.eval_inputs)
     result = score(outputs[0], ref)
     if ref.exact:
         same = [all(np.array_equal(outputs[j][i], ref.eval_outputs[j][i]) for j in ref.exact)

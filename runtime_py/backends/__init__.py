@@ -5,6 +5,7 @@ Each module `runtime_py.backends.<name>` implements the same interface:
     Backend(path: Path, threads: int | None = None)     # opens the artifact
       .run(inputs: list[np.ndarray]) -> list[np.ndarray]   # float32 in, float32 out
       .raw_call(inputs) -> () -> Any     # the bare runtime call, no checks (bench overhead)
+      .run_samples(inputs) -> outputs    # N samples ([N, ...] each) as N runs give them
       .input_shapes, .output_shapes, .label                # label e.g. "coreml/emulated"
     NATIVE: bool                       # native code a corrupt file can crash (Session probes it)
     available(entry: dict) -> bool     # can this machine run the artifact a manifest entry names?
@@ -60,6 +61,16 @@ class Backend(Protocol):
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
 
     def raw_call(self, inputs: list[np.ndarray]) -> Callable[[], Any]: ...
+
+    def run_samples(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
+def one_by_one(run: Callable[[list[np.ndarray]], list[np.ndarray]],
+               inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """`run_samples` for a program of batch 1: N samples ([N, ...] per input) run one at a
+    time, their outputs stacked ([N, ...] per output)."""
+    results = [run([x[i:i + 1] for x in inputs]) for i in range(int(inputs[0].shape[0]))]
+    return [np.concatenate(parts) for parts in zip(*results)]
 
 
 def runtime(name: str) -> Runtime:

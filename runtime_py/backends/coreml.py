@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtime_py.backends import shape_problems
+from runtime_py.backends import one_by_one, shape_problems
 from runtime_py.errors import PocketError
 
 NATIVE = False      # the interpreter is numpy: a corrupt package raises, it cannot crash
@@ -118,6 +118,9 @@ class _CoreMLPredict:
         result = self._model.predict(dict(zip(self._in, inputs)))
         return [np.asarray(result[name], dtype=np.float32) for name in self._out]
 
+    def run_samples(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return one_by_one(self.run, inputs)
+
 
 class Backend:
     """An ML program: Core ML on macOS 14+, the interpreter elsewhere (see `label`)."""
@@ -143,10 +146,19 @@ class Backend:
         run = self._impl.run
         return lambda: run(inputs)
 
+    def run_samples(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        self._check(inputs, batch=False)
+        return self._impl.run_samples(inputs)
+
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        self._check(inputs)
+        return self._impl.run(inputs)
+
+    def _check(self, inputs: list[np.ndarray], batch: bool = True) -> None:
+        """Refuse inputs of the wrong count or shape (any leading size when not `batch`)."""
         if len(inputs) != len(self.input_shapes):
             raise PocketError(f"{self.path.name} takes {len(self.input_shapes)} input(s), got {len(inputs)}")
         for x, shape in zip(inputs, self.input_shapes):
-            if tuple(x.shape) != shape:
+            got = tuple(x.shape) if batch else (shape[0], *x.shape[1:])
+            if got != shape or (not batch and x.shape[0] != inputs[0].shape[0]):
                 raise PocketError(f"{self.path.name} expects float32 {list(shape)}, got {x.dtype} {list(x.shape)}")
-        return self._impl.run(inputs)

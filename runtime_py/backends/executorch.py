@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from runtime_py import native_log, pte_file
-from runtime_py.backends import check_flatbuffer_identifier
+from runtime_py.backends import check_flatbuffer_identifier, one_by_one
 from runtime_py.errors import PocketError, UnsupportedError, one_line
 
 NATIVE = True                 # native code: a corrupt file can crash the process (Session probes)
@@ -179,6 +179,9 @@ class Program:
         args = [self._from_numpy(np.ascontiguousarray(x)) for x in inputs]
         call = self._call
         return lambda: call(args)
+
+    def run_samples(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return one_by_one(self.run, inputs)
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """float32 arrays in (shapes as exported), float32 arrays out."""

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from runtime_py import native_log
-from runtime_py.backends import check_flatbuffer_identifier, shape_problems
+from runtime_py.backends import check_flatbuffer_identifier, one_by_one, shape_problems
 from runtime_py.errors import PocketError, one_line
 
 
@@ -104,6 +104,9 @@ class Backend:
             invoke()
             return [get_tensor(i) for i in outs]
         return call
+
+    def run_samples(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return one_by_one(self.run, inputs)
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """float32 arrays in (shapes as exported), float32 arrays out (copies)."""

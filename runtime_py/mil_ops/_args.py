@@ -1,11 +1,13 @@
 """Reading kernel inputs: required/optional values, ints, flags, axes and float work dtypes."""
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
 
 _MISSING = object()
+_WORK_COPIES: dict[int, tuple[weakref.ref, np.ndarray]] = {}   # id(constant) -> (it, its fp32 copy)
 
 
 def _fail(message: str) -> None:
@@ -97,23 +99,39 @@ def axes_of(axes: Any, rank: int) -> tuple[int, ...]:
 
 
 def work(x: np.ndarray) -> np.ndarray:
-    """x in a float dtype good for accumulation: fp16 and ints become fp32."""
+    """x in a float dtype good for accumulation: fp16 and ints become fp32 (a constant
+    registered with `freeze` is converted once, not on every run)."""
     if x.dtype == np.float32 or x.dtype == np.float64:
         return x
+    copy = _WORK_COPIES.get(id(x))
+    if copy is not None and copy[0]() is x:
+        return copy[1]
     return x.astype(np.float32)
+
+
+def freeze(value: Any) -> Any:
+    """Make a program constant read-only and keep its fp32 copy for `work`."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "fiu" and value.size > 1 \
+            and value.dtype not in (np.float32, np.float64):
+        value.setflags(write=False)
+        key = id(value)
+        converted = value.astype(np.float32)
+        converted.setflags(write=False)
+        _WORK_COPIES[key] = (weakref.ref(value, lambda _, k=key: _WORK_COPIES.pop(k, None)), converted)
+    return value
 
 
 def float_dtype(*arrays: np.ndarray) -> np.dtype:
     """The float dtype results come back in: the first float input's (fp32 if none)."""
     for a in arrays:
-        if isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.floating):
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f":
             return a.dtype
     return np.dtype(np.float32)
 
 
 def require_float(x: np.ndarray, name: str = "x") -> None:
     """Refuse a non-float tensor where MIL requires fp16/fp32."""
-    check(np.issubdtype(x.dtype, np.floating), f"'{name}' must be fp16/fp32, got {x.dtype}")
+    check(x.dtype.kind == "f", f"'{name}' must be fp16/fp32, got {x.dtype}")
 
 
 def rank_at_least(x: np.ndarray, rank: int, name: str = "x") -> None:

@@ -17,6 +17,15 @@ from runtime_py.mil_ops._args import (
 )
 
 
+def _rowwise_matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x @ y, a 2-D x one row at a time (a stack of [1, K] products): each row's result then
+    does not depend on how many rows come with it (BLAS rounds a matrix-vector product
+    differently from a matrix-matrix one), so samples run together give what one gives."""
+    if x.ndim == 2 and y.ndim == 2:
+        return np.matmul(x[:, None, :], y)[:, 0, :]
+    return np.matmul(x, y)
+
+
 def _out_dtype(*arrays: np.ndarray) -> np.dtype:
     if all(a.dtype.kind in "iu" for a in arrays):
         return np.dtype(np.int32)
@@ -30,7 +39,7 @@ def linear(inputs: dict[str, Any], attrs: dict[str, Any]) -> list[np.ndarray]:
     check(w.ndim == 2, f"weight must be 2-D [D_out, D_in], got shape {list(w.shape)}")
     check(x.ndim >= 1 and x.shape[-1] == w.shape[1],
           f"x's last dim {x.shape[-1] if x.ndim else None} != weight's D_in {w.shape[1]}")
-    y = np.matmul(work(x), work(w).T)
+    y = _rowwise_matmul(work(x), work(w).T)
     if inputs.get("bias") is not None:
         b = work(array(inputs, "bias")).reshape(-1)
         check(b.size == w.shape[0], f"bias has {b.size} values for D_out {w.shape[0]}")
@@ -51,7 +60,7 @@ def matmul(inputs: dict[str, Any], attrs: dict[str, Any]) -> list[np.ndarray]:
     k_x = xw.shape[-1]
     k_y = yw.shape[-2] if yw.ndim >= 2 else yw.shape[0]
     check(k_x == k_y, f"matmul inner dims differ: x {list(xw.shape)} vs y {list(yw.shape)}")
-    return [np.asarray(np.matmul(xw, yw)).astype(_out_dtype(x, y), copy=False)]
+    return [np.asarray(_rowwise_matmul(xw, yw)).astype(_out_dtype(x, y), copy=False)]
 
 
 @kernel("einsum")

@@ -26,6 +26,11 @@ nodes where the graph has them (QUANTIZE after the float32 input, DEQUANTIZE bef
 float32 output), but litert-torch does not expose it, so we set it for the duration of
 the conversion (see _strict_qdq). The exporter re-checks the I/O dtypes afterwards.
 
+Trap (litert-torch 0.10.0): before annotating, its quantizer turns the Python int operands
+of add/mul (`x * 2`) into int64 tensor constants and observes them; calibration then fails
+('"histogram_cpu" not implemented for 'Long''). pt2e_quantize drops every spec on a
+non-float value (quantize.float_only); the converter folds those constants as it should.
+
 Checked and *not* a problem with litert-torch 0.10.0 / ai-edge-litert 2.3.0: bilinear
 interpolation with align_corners=True converts to RESIZE_BILINEAR and runs (max abs
 error 6e-8 on an 8x8 -> 16x16 test); the builder's verification runs every artifact in

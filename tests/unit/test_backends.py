@@ -92,3 +92,26 @@ def test_unflatten_refuses_damaged_or_hostile_data(damage):
         blob = bytes(range(256)) * 4
     with pytest.raises(PocketError, match="not a flattened package"):
         unflatten(blob)
+
+
+def test_every_program_class_runs_one_sample_or_many():
+    from runtime_py.backends import coreml, executorch, litert
+    from runtime_py.coreml_delegate import DelegatedProgram
+
+    for cls in (executorch.Program, DelegatedProgram, litert.Backend, coreml.Backend):
+        for method in ("run", "raw_call", "run_samples"):
+            assert callable(getattr(cls, method, None)), f"{cls.__name__}.{method}"
+    assert callable(coreml._CoreMLPredict.run_samples)     # what coreml.Backend runs on macOS
+
+
+def test_one_by_one_stacks_each_output():
+    import numpy as np
+
+    from runtime_py.backends import one_by_one
+
+    def run(inputs):
+        assert inputs[0].shape == (1, 2)
+        return [inputs[0] * 2, inputs[1].sum(keepdims=True).reshape(1, 1)]
+
+    a, b = one_by_one(run, [np.arange(6.0).reshape(3, 2), np.ones((3, 4))])
+    assert a.tolist() == [[0, 2], [4, 6], [8, 10]] and b.tolist() == [[4], [4], [4]]

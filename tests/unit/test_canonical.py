@@ -177,4 +177,4 @@ def test_user_line_skips_torch_and_pocket_frames():
              'File "/venv/lib/python3.11/site-packages/torch/nn/modules/module.py", line 1, in _call\n'
              '    return f()\n')
     assert user_line_of(trace) == "my_net.py:12: y = x ** 2"
-    assert "float buffers" in advice_for('"histogram_cpu" not implemented for \'Long\'')
+    assert "make it float" in advice_for('"histogram_cpu" not implemented for \'Long\'')
