@@ -127,14 +127,14 @@ class Canonical:
         self._by_passes: dict[tuple, tuple] = {}
         self._graph: list = []               # [graph module or None], once captured
 
-    def for_format(self, fmt: str) -> tuple[object, list[str]]:
+    def for_format(self, fmt: str, recipe: str | None = None) -> tuple[object, list[str]]:
         from sdk_builder.canonical import PASSES, canonicalize
 
         if not self.enabled:
             return self.module, []
-        key = tuple(p.name for p in PASSES if p.concerns(fmt))
+        key = tuple(p.name for p in PASSES if p.concerns(fmt, recipe))
         if key not in self._by_passes:
-            self._by_passes[key] = canonicalize(self.module, self.examples, fmt)
+            self._by_passes[key] = canonicalize(self.module, self.examples, fmt, recipe)
         return self._by_passes[key]
 
     def graph(self):
@@ -155,7 +155,7 @@ def _export(fmt: Format, recipe: str, canon: Canonical, spec, stage: Path,
     from sdk_builder.diagnose import export_failure
 
     name = fmt.artifact_name(spec.name, recipe)
-    module, passes = canon.for_format(fmt.name)
+    module, passes = canon.for_format(fmt.name, recipe)
     job = ExportJob(module=module, examples=canon.examples, recipe=recipe,
                     out_path=stage / name, calibration=calib, keep_float=tuple(spec.keep_float),
                     input_names=("input", *(e.name for e in spec.extra_inputs)))

@@ -4,8 +4,8 @@ numbers and hand each converter the form it was written and tested against.
 The converters reject graphs that differ from their test models by a default argument:
 `F.max_pool2d(x, 2)` is captured as max_pool2d(x, [2, 2]) with the stride left out, and
 XNNPACK's partitioner then reads args[2] (IndexError), Core ML's converter counts inputs
-("expected minimum 3"). `canonicalize(module, examples, fmt)` captures the model once with
-torch.export, runs the passes that concern `fmt`, checks the rewritten graph against the
+("expected minimum 3"). `canonicalize(module, examples, fmt, recipe)` captures the model
+once with torch.export, runs the passes that concern `fmt` and `recipe`, checks the rewritten graph against the
 model on the example inputs, and returns it (a GraphModule that the format's exporter
 captures again) with the names of the passes that changed something; the manifest records
 them per artifact. A model no pass touches is returned as it came.
@@ -13,7 +13,8 @@ them per artifact. A model no pass touches is returned as it came.
 PASSES below is the one list of rewrites of the user's model. (Rewrites a toolchain needs
 on its own intermediate graph stay in that exporter, e.g. count_include_pad in
 executorch_xnnpack, which also runs for zoo models and PT2E output.) Each pass is a function graph_module -> number of rewrites,
-tested against eager in tests/unit/test_canonical.py.
+tested against eager in tests/unit/test_canonical.py. The passes that only widen XNNPACK's
+delegate live in canonical_delegation, the graph-editing helpers in canonical_graph.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime_py.errors import PocketError, one_line
+from sdk_builder import canonical_delegation as xnn
+from sdk_builder.canonical_graph import _aten, _calls, _new, _pair, _replace, _shape
 
 PARITY_TOLERANCE = 1e-5          # relative to the output's scale: rewrites only reorder maths
 
@@ -33,53 +36,10 @@ class Pass:
     summary: str
     rewrite: Callable[[Any], int]
     formats: tuple[str, ...] | None = None      # None: before every format's export
+    skip_recipes: tuple[str, ...] = ()          # recipes of those formats it must not run for
 
-    def concerns(self, fmt: str) -> bool:
-        return self.formats is None or fmt in self.formats
-
-
-def _aten():
-    import torch
-
-    return torch.ops.aten
-
-
-def _calls(gm: Any, *targets: Any) -> list:
-    return [n for n in gm.graph.nodes if n.op == "call_function" and n.target in targets]
-
-
-def _shape(node: Any) -> tuple[int, ...] | None:
-    val = getattr(node, "meta", {}).get("val")
-    try:
-        return tuple(int(d) for d in val.shape)
-    except (AttributeError, TypeError):
-        return None                        # no static shape recorded: leave the node alone
-
-
-def _pair(value: Any, default: int) -> list[int]:
-    if value is None or value == []:
-        return [default, default]
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
-    return values * 2 if len(values) == 1 else values
-
-
-def _new(gm: Any, before: Any, target: Any, args: tuple, like: Any = None) -> Any:
-    """A call_function node inserted before `before`, carrying `like`'s stack trace, so
-    errors still point at the user's line. Not its module or source tags: PT2E quantizers
-    pick patterns by them, and a mean tagged as the AdaptiveAvgPool2d it replaced trips the
-    XNNPACK quantizer ("mean is not an aten adaptive_avg_pool2d operator")."""
-    with gm.graph.inserting_before(before):
-        node = gm.graph.call_function(target, args)
-    source = like if like is not None else before
-    for key in ("stack_trace",):
-        if key in source.meta:
-            node.meta[key] = source.meta[key]
-    return node
-
-
-def _replace(gm: Any, old: Any, new: Any) -> None:
-    old.replace_all_uses_with(new)
-    gm.graph.erase_node(old)
+    def concerns(self, fmt: str, recipe: str | None = None) -> bool:
+        return (self.formats is None or fmt in self.formats) and recipe not in self.skip_recipes
 
 
 # ---------------------------------------------------------------- the passes
@@ -194,13 +154,21 @@ def small_powers_as_products(gm: Any) -> int:
 
 
 def drop_no_ops(gm: Any) -> int:
-    """alias, lift_fresh_copy and eval-mode dropout: their input instead. (Copies made by
-    clone/contiguous stay: a later view may need the contiguous layout.)"""
+    """alias, lift_fresh_copy, eval-mode dropout and cat of one tensor: their input instead
+    (XNNPACK refuses a one-input cat). Copies made by clone/contiguous stay: a later view
+    may need the contiguous layout."""
     aten = _aten()
     changed = 0
-    for node in _calls(gm, aten.alias.default, aten.dropout.default, aten.lift_fresh_copy.default):
+    for node in _calls(gm, aten.alias.default, aten.dropout.default, aten.lift_fresh_copy.default,
+                       aten.cat.default):
         if node.target == aten.dropout.default and (len(node.args) < 3 or node.args[2]):
             continue                                  # train=True: not a no-op
+        if node.target == aten.cat.default:
+            if len(node.args[0]) != 1 or node.args[0][0].op == "placeholder":
+                continue                              # else the graph may return its input
+            _replace(gm, node, node.args[0][0])
+            changed += 1
+            continue
         _replace(gm, node, node.args[0])
         changed += 1
     return changed
@@ -305,8 +273,11 @@ def static_view_shapes(gm: Any) -> int:
     return changed
 
 
+_XNNPACK = ("executorch-xnnpack",)
+_STATIC_INT8 = ("int8-static", "int8-static-per-tensor")
+
 PASSES: tuple[Pass, ...] = (
-    Pass("drop-no-ops", "alias / eval-mode dropout removed", drop_no_ops),
+    Pass("drop-no-ops", "alias / eval-mode dropout / one-tensor cat removed", drop_no_ops),
     Pass("fold-input-free-subgraphs", "input-independent values (arange grids, anchors) "
          "folded to constants, integers to float where float maths reads them",
          fold_input_free_subgraphs),
@@ -320,6 +291,27 @@ PASSES: tuple[Pass, ...] = (
          static_view_shapes),
     Pass("group-norm-explicit", "group_norm as reshape + mean + rsqrt + affine (XNNPACK "
          "takes these)", group_norm_explicit, formats=("executorch-xnnpack", "litert")),
+    # Not for static int8: LayerNorm's statistics in int8 cost ViT-tiny accuracy (cosine to
+    # PyTorch 0.994 -> 0.988) for the last ops off the delegate.
+    Pass("layer-norm-explicit", "layer_norm as reshape + mean + rsqrt + affine (XNNPACK "
+         "takes these)", xnn.layer_norm_explicit, formats=_XNNPACK, skip_recipes=_STATIC_INT8),
+    Pass("attention-explicit", "scaled_dot_product_attention without mask as "
+         "softmax(q @ k^T * scale) @ v", xnn.attention_explicit, formats=_XNNPACK),
+    Pass("matmul-as-bmm", "batched matmul as reshape + bmm + reshape (no expand)",
+         xnn.matmul_as_bmm, formats=_XNNPACK),
+    # Not for static int8: a delegated mean next to an fp32 sub reading the same quantized
+    # tensor fails XNNPACK's graph build (convnext: "Failed to create XNNSubtract node").
+    Pass("reductions-as-global-pool", "mean / sum over any dims as a 4-D mean over the "
+         "last two dims with keepdim, plus permute / reshape", xnn.reductions_as_global_pool,
+         formats=_XNNPACK, skip_recipes=_STATIC_INT8),
+    Pass("select-split-as-slices", "select / split / chunk as slices",
+         xnn.select_and_split_as_slices, formats=_XNNPACK),
+    Pass("expand-as-broadcast", "no-op expands and expands feeding broadcasting "
+         "elementwise ops dropped", xnn.expand_as_broadcast, formats=_XNNPACK),
+    Pass("avg-pool-padding-explicit", "avg_pool2d counting zero padding as constant_pad_nd "
+         "+ unpadded avg_pool2d", xnn.avg_pool_padding_explicit, formats=_XNNPACK),
+    Pass("nearest-upsample-as-cat", "integer-factor nearest upsampling as cat of copies + "
+         "reshape", xnn.nearest_upsample_as_cat, formats=_XNNPACK),
 )
 
 
@@ -339,11 +331,12 @@ def capture(module: Any, examples: tuple) -> Any:
         raise CaptureError(capture_failure(exc)) from None
 
 
-def canonicalize(module: Any, examples: tuple, fmt: str) -> tuple[Any, list[str]]:
+def canonicalize(module: Any, examples: tuple, fmt: str,
+                 recipe: str | None = None) -> tuple[Any, list[str]]:
     """(module for `fmt`'s exporter, names of the passes that rewrote something)."""
     import torch
 
-    passes = [p for p in PASSES if p.concerns(fmt)]
+    passes = [p for p in PASSES if p.concerns(fmt, recipe)]
     if not passes:
         return module, []
     gm = capture(module, examples).module()

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
 
 from sdk_builder import canonical
 from sdk_builder.canonical import PASSES, canonicalize
@@ -69,6 +70,70 @@ class Views(nn.Module):
         return x.view(x.size(0), -1) + torch.flatten(x, 1) + x.reshape(1, -1)
 
 
+class Reductions(nn.Module):
+    """Means and sums XNNPACK refuses: no keepdim, channel dim, 3-D, all dims."""
+
+    def forward(self, x):
+        tokens = x.flatten(2).transpose(1, 2)                       # (N, HW, C)
+        return x.mean((2, 3))[..., None, None] + x.mean(1, keepdim=True) \
+            + tokens.mean(-1).view_as(x[:, :1]) + x.sum(1, keepdim=True) + x.sum((-1, -2))[..., None, None] \
+            + x.mean() + x.mean((0, 2), keepdim=True)
+
+
+class LayerNorms(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm(8)
+        self.ln_2d = nn.LayerNorm([6, 8], elementwise_affine=False)
+        with torch.no_grad():
+            self.ln.weight.uniform_(0.5, 1.5)
+            self.ln.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):                                           # (N, 6, H, 8)
+        return self.ln(x) + self.ln_2d(x.transpose(1, 2)).transpose(1, 2) \
+            + F.layer_norm(x * 3, (8,), eps=1e-3)
+
+
+class Attention(nn.Module):
+    def forward(self, x):                                           # heads = channels
+        q, k, v = x, x.flip(-1), x * 0.5
+        return F.scaled_dot_product_attention(q, k, v) + (q @ k.transpose(-2, -1)) @ v \
+            + F.scaled_dot_product_attention(q, k, v, scale=0.3)
+
+
+class Slices(nn.Module):
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        c, d, e = torch.split(x, [1, 2, 3], dim=1)
+        return a * b.sum(1, keepdim=True) + x[:, 1:2] * x[:, -1].unsqueeze(1) \
+            + torch.cat([c * d[:, :1], e[:, 1:2]], 1).sum(1, keepdim=True) + x[:, 2:5, 0, None]
+
+
+class Expands(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6))
+        self.token = nn.Parameter(torch.randn(1, 6, 1, 8))
+
+    def forward(self, x):
+        scale = self.weight[None, :, None, None].expand_as(x)
+        token = self.token.expand(x.shape[0], -1, -1, -1)          # to its own shape
+        return scale * x + torch.cat([token, x], 2)[:, :, 1:] - x.expand(1, 6, x.shape[2], 8)
+
+
+class PaddedAvgPool(nn.Module):
+    def forward(self, x):
+        return F.avg_pool2d(x, 3, 1, 1) + F.avg_pool2d(x, (3, 5), 1, (1, 2)) \
+            + F.avg_pool2d(x, 3, 1, 1, count_include_pad=False) + torch.cat([x], 1)
+
+
+class Nearest(nn.Module):
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=2, mode="nearest")[..., ::2, ::2] \
+            + F.interpolate(x, size=(x.shape[2] * 3, x.shape[3]), mode="nearest")[:, :, 1::3] \
+            + F.interpolate(x, scale_factor=1.5, mode="nearest")[..., :x.shape[2], :x.shape[3]]
+
+
 CASES = [
     (Pools(), "pool-defaults", "max_pool2d"),
     (Adaptive(), "adaptive-avg-pool-to-fixed", None),
@@ -77,6 +142,14 @@ CASES = [
     (NoOps(), "drop-no-ops", "dropout"),
     (Grid(), "fold-input-free-subgraphs", "arange"),
     (Views(), "static-view-shapes", "flatten"),
+    (Reductions(), "reductions-as-global-pool", "sum"),
+    (LayerNorms(), "layer-norm-explicit", "layer_norm"),
+    (Attention(), "attention-explicit", "scaled_dot_product"),
+    (Attention(), "matmul-as-bmm", "matmul"),
+    (Slices(), "select-split-as-slices", "split"),
+    (Expands(), "expand-as-broadcast", "expand"),
+    (PaddedAvgPool(), "avg-pool-padding-explicit", None),
+    (Nearest(), "nearest-upsample-as-cat", None),
 ]
 
 
@@ -99,6 +172,119 @@ def test_each_pass_rewrites_and_keeps_the_numbers(module, name, gone):
         assert all(len(n.args) >= 3 and n.args[2] for n in pools)
     elif gone:
         assert not [t for t in _targets(gm) if gone in t], _targets(gm)
+
+
+def _means(gm) -> list:
+    return [n for n in gm.graph.nodes if n.target == torch.ops.aten.mean.dim]
+
+
+def _rewritten(module, name: str, x):
+    gm = torch.export.export(module.eval(), (x,)).module()
+    assert next(p for p in PASSES if p.name == name).rewrite(gm) >= 1
+    gm.graph.lint()
+    gm.recompile()
+    return gm
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 8, 8), (2, 6, 5, 7), (3, 6, 1, 9)])
+def test_reductions_become_the_4d_keepdim_mean_xnnpack_takes(shape):
+    x = torch.randn(*shape)
+    gm = _rewritten(Reductions(), "reductions-as-global-pool", x)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), Reductions()(x), rtol=1e-5, atol=1e-5)
+    assert _means(gm) and not [t for t in _targets(gm) if "sum" in t]
+    ShapeProp(gm).propagate(x)
+    for node in _means(gm):
+        assert len(node.args[0].meta["tensor_meta"].shape) == 4 and node.args[2] is True
+        assert sorted(d % 4 for d in node.args[1]) == [2, 3]
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 8, 8), (2, 6, 3, 8), (1, 6, 1, 8)])
+def test_layer_norm_becomes_pooled_means_and_rsqrt(shape):
+    x = torch.randn(*shape) * 4 + 1
+    module = LayerNorms().eval()
+    gm = _rewritten(module, "layer-norm-explicit", x)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), module(x), rtol=1e-5, atol=1e-5)
+    assert "aten.rsqrt.default" in _targets(gm) and len(_means(gm)) == 6
+    assert all(n.args[1:] == ([2, 3], True) for n in _means(gm))
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 8, 8), (2, 3, 5, 7)])
+def test_attention_and_matmul_become_bmm(shape):
+    x = torch.randn(*shape)
+    gm = _rewritten(Attention(), "attention-explicit", x)
+    assert next(p for p in PASSES if p.name == "matmul-as-bmm").rewrite(gm) >= 1
+    gm.graph.lint()
+    gm.recompile()
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), Attention()(x), rtol=1e-5, atol=1e-5)
+    assert not [t for t in _targets(gm) if "matmul" in t or "attention" in t]
+    assert _targets(gm).count("aten.bmm.default") == 6
+
+
+def test_masked_or_causal_attention_is_left_alone():
+    class Causal(nn.Module):
+        def forward(self, x):
+            return F.scaled_dot_product_attention(x, x, x, is_causal=True)
+
+    x = torch.randn(1, 2, 5, 4)
+    gm = torch.export.export(Causal(), (x,)).module()
+    assert next(p for p in PASSES if p.name == "attention-explicit").rewrite(gm) == 0
+
+
+def test_select_and_split_become_slices_on_odd_shapes():
+    x = torch.randn(2, 6, 5, 3)
+    gm = _rewritten(Slices(), "select-split-as-slices", x)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), Slices()(x), rtol=1e-6, atol=1e-6)
+    assert not [t for t in _targets(gm) if "select" in t or "split" in t or "chunk" in t]
+
+
+def test_a_real_broadcast_expand_stays():
+    class Tile(nn.Module):
+        def forward(self, x):
+            return torch.cat([x[:, :1].expand(-1, 3, -1, -1), x], 1)
+
+    x = torch.randn(1, 6, 4, 4)
+    gm = torch.export.export(Tile(), (x,)).module()
+    assert next(p for p in PASSES if p.name == "expand-as-broadcast").rewrite(gm) == 0
+
+
+def test_padded_avg_pool_pads_explicitly_and_counts_no_padding():
+    x = torch.randn(1, 6, 7, 9)
+    gm = _rewritten(PaddedAvgPool(), "avg-pool-padding-explicit", x)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), PaddedAvgPool()(x), rtol=1e-6, atol=1e-6)
+    pools = [n for n in gm.graph.nodes if n.target == torch.ops.aten.avg_pool2d.default]
+    padded = [n for n in pools if any(n.args[3])]
+    assert len(padded) == 1 and padded[0].args[5] is False         # count_include_pad=False
+    assert _targets(gm).count("aten.constant_pad_nd.default") == 2
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 8, 8), (2, 3, 5, 7)])
+def test_integer_nearest_upsampling_becomes_cats_and_a_fractional_one_stays(shape):
+    x = torch.randn(*shape)
+    gm = _rewritten(Nearest(), "nearest-upsample-as-cat", x)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), Nearest()(x), rtol=0, atol=0)
+    assert _targets(gm).count("aten.upsample_nearest2d.vec") == 1          # the x1.5 one
+    cats = [n for n in gm.graph.nodes if n.target == torch.ops.aten.cat.default]
+    assert sorted(len(n.args[0]) for n in cats) == [2, 2, 3]
+
+
+def test_delegation_passes_run_for_executorch_xnnpack_only():
+    x = torch.randn(1, 6, 8, 8)
+    _, xnnpack = canonicalize(LayerNorms().eval(), (x,), "executorch-xnnpack")
+    _, litert = canonicalize(LayerNorms().eval(), (x,), "litert")
+    assert "layer-norm-explicit" in xnnpack and "layer-norm-explicit" not in litert
+
+
+def test_reductions_stay_for_static_int8_where_xnnpack_cannot_build_them():
+    x = torch.randn(1, 6, 8, 8)
+    _, fp32 = canonicalize(Reductions().eval(), (x,), "executorch-xnnpack", "fp32")
+    _, int8 = canonicalize(Reductions().eval(), (x,), "executorch-xnnpack", "int8-static")
+    assert "reductions-as-global-pool" in fp32 and "reductions-as-global-pool" not in int8
 
 
 def test_the_rewritten_graph_exports_again_with_the_rewrite_in_place():

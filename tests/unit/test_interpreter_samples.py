@@ -51,25 +51,24 @@ def _batch_mixer():
     return Mixer()
 
 
-def _one_by_one(program: Interpreter, x: np.ndarray) -> list[np.ndarray]:
+def _samples_as_one_by_one(program: Interpreter, x: np.ndarray) -> list[np.ndarray]:
+    """run_samples' outputs, asserted bit-identical to one run per sample."""
+    got = program.run_samples([x])
     runs = [program.run([x[i:i + 1]]) for i in range(len(x))]
-    return [np.concatenate(parts) for parts in zip(*runs)]
+    want = [np.concatenate(parts) for parts in zip(*runs)]
+    assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    return got
 
 
 def test_a_classifier_runs_its_samples_together_bit_identically(tmp_path):
     program = Interpreter(_package(_classifier(), (1, 3, 16, 16), tmp_path / "net.mlpackage"))
     x = np.random.default_rng(0).normal(size=(150, 3, 16, 16)).astype(np.float32)
-    got = program.run_samples([x])
-    want = _one_by_one(program, x)
-    assert all(np.array_equal(g, w) for g, w in zip(got, want))
-    assert got[0].shape == (150, 5)
+    assert _samples_as_one_by_one(program, x)[0].shape == (150, 5)
     assert True in program._together.values()           # the chunks did run together
 
 
 def test_a_program_that_mixes_samples_runs_them_one_by_one(tmp_path):
     program = Interpreter(_package(_batch_mixer(), (1, 3, 4, 4), tmp_path / "mix.mlpackage"))
     x = np.random.default_rng(1).normal(size=(20, 3, 4, 4)).astype(np.float32)
-    got = program.run_samples([x])
-    want = _one_by_one(program, x)
-    assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    _samples_as_one_by_one(program, x)
     assert program._together and not any(program._together.values())
