@@ -127,45 +127,6 @@ def decompose_hardswish(graph_module: Any) -> int:
     return count
 
 
-def _source_fns() -> dict:
-    """aten op -> the torch callable litert-torch's annotators look for as its source."""
-    import torch
-    import torch.nn.functional as F
-
-    aten = torch.ops.aten
-    return {aten.cat.default: torch.cat,
-            aten.add.Tensor: operator.add,
-            aten.mul.Tensor: operator.mul,
-            aten.relu.default: F.relu,
-            aten.max_pool2d.default: F.max_pool2d,
-            aten.adaptive_avg_pool2d.default: F.adaptive_avg_pool2d}
-
-
-def tag_source_fns(graph_module: Any) -> int:
-    """Give cat/add/mul/relu/max_pool2d/adaptive_avg_pool2d nodes the source_fn_stack
-    tracing would give them; returns how many nodes were tagged.
-
-    For litert-torch's PT2E quantizer: its cat, add, add_relu, mul_relu, max_pool2d and
-    adaptive_avg_pool2d annotators find ops with torch.fx get_source_partitions, which
-    compares source_fn_stack entries with callables (torch.cat, operator.add ...).
-    Non-strict torch.export records no source_fn_stack, only torch_fn names ('cat',
-    'add') that never equal a callable, so cat, adds not followed by an nn.ReLU and
-    functional pools were never annotated and the converter picked their int8 ranges
-    itself (one scale for a YOLO head's whole concat chain, clipping box sizes). Each
-    node is keyed by its own name (torch_fn's keys can collide), so every partition is
-    that one node with one output; nodes that already have a source_fn_stack
-    (decompose_hardswish's) are left as they are. XNNPACK's quantizer matches aten
-    targets and needs none of this."""
-    sources, tagged = _source_fns(), 0
-    for node in graph_module.graph.nodes:
-        source = sources.get(node.target) if node.op == "call_function" else None
-        if source is None or node.meta.get("source_fn_stack"):
-            continue
-        node.meta["source_fn_stack"] = [(node.name, source)]
-        tagged += 1
-    return tagged
-
-
 def _constant(graph_module: Any, like: Any, name: str, value: float) -> Any:
     """A get_attr node of a constant broadcastable to `like`'s output, with `like`'s rank:
     a rank-0 constant would make litert-torch's layout pass keep the op in NCHW and wrap it

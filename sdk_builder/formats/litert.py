@@ -19,12 +19,6 @@ fold_quantize=False (the
 LiteRT converter turns the q/dq pairs into int8 kernels itself), then converted with
 QuantConfig(pt2e_quantizer=...) so the converter runs in STATIC q/dq mode.
 
-Trap (litert-torch 0.10.0): its annotators find cat, add and pools by source_fn_stack, which
-non-strict torch.export does not record, so they were never annotated and the converter
-chose those int8 ranges itself. quantize.tag_source_fns adds the tags before annotation;
-golden SNR with it: SkipNet-M 18.1 -> 29.2 dB, a YOLO head 11.1 -> 20.1 dB, a DenseNet
-13.5 -> 41.6 dB.
-
 Trap (litert-torch 0.10.0): by default the converter folds the input quantize and output
 dequantize into the model signature, so the .tflite takes and returns *int8* tensors.
 Its config has no inference_input_type; the converter's `strict_qdq_mode` keeps the q/dq
@@ -52,7 +46,7 @@ from runtime_py.errors import PocketError
 from sdk_builder.formats import ExportJob, ExportResult, get_format
 from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
 from sdk_builder.quantize import (calibration_for, decompose_hardswish, keep_float,
-                                  present_types, pt2e_quantize, tag_source_fns)
+                                  present_types, pt2e_quantize)
 
 RECIPES = get_format("litert").recipes     # the formats table is the one list
 AEQ_RECIPES = ("fp16", "int8-dynamic", "w8")     # post-processed with ai-edge-quantizer
@@ -179,7 +173,7 @@ def _export(job: ExportJob) -> ExportResult:
                 details["kept_float_modules"] = keep_float(quantizer, kept_types, by_name=True)
             quantized, samples = pt2e_quantize(module, job.examples, quantizer,
                                                calibration_for(job), fold_quantize=False,
-                                               rewrites=(decompose_hardswish, tag_source_fns))
+                                               rewrites=(decompose_hardswish,))
             twin = quantized
             with _strict_qdq():
                 model = litert_torch.convert(quantized, tuple(job.examples),

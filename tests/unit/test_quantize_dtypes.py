@@ -1,7 +1,6 @@
 """PT2E quantization puts no observer on a tensor that is not floating point (int64
 constants a quantizer makes of `x * 2`, index arithmetic feeding float maths), and an
-observer that fails anyway is diagnosed with the graph node and the user's line; and
-litert-torch's annotators find cat, add and functional pools once tag_source_fns ran."""
+observer that fails anyway is diagnosed with the graph node and the user's line."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +10,7 @@ from torch import nn
 
 from sdk_builder import quantize
 from sdk_builder.diagnose import export_failure, running_node
-from sdk_builder.quantize import drop_integer_annotations, pt2e_quantize, tag_source_fns
+from sdk_builder.quantize import drop_integer_annotations, pt2e_quantize
 
 SHAPE = (1, 3, 8, 8)
 
@@ -52,19 +51,6 @@ class IndexScaled(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         index = x.argmax(dim=1, keepdim=True) + 1
         return self.conv(x).sigmoid() * index
-
-
-class ConcatSum(nn.Module):
-    """Two convs joined by torch.cat and by `+`, and a functional max pool."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.left = nn.Conv2d(3, 4, 3, padding=1)
-        self.right = nn.Conv2d(3, 4, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        a, b = self.left(x), self.right(x)
-        return torch.cat([a, b], dim=1), a + b, nn.functional.max_pool2d(b, 2)
 
 
 MODELS = [ScalarMaths, GridScaled, IndexScaled]
@@ -128,23 +114,6 @@ def test_only_the_specs_on_integer_values_are_dropped(model_cls):
     assert _integer_specs(gm) == []
     assert conv.meta["quantization_annotation"].input_qspec_map == before
     assert drop_integer_annotations(gm) == 0
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize("tagged", [False, True], ids=["as-exported", "tagged"])
-def test_litert_annotates_cat_add_and_functional_pools_only_once_tagged(tagged):
-    aten = torch.ops.aten
-    wanted = (aten.cat.default, aten.add.Tensor, aten.max_pool2d.default)
-    quantizer = _litert_quantizer()
-    gm = torch.export.export(ConcatSum().eval(), (torch.zeros(SHAPE),)).module()
-    if tagged:
-        assert tag_source_fns(gm) == 3
-        assert tag_source_fns(gm) == 0          # tagged nodes keep their tag
-    gm = quantizer.transform_for_annotation(gm)
-    quantizer.annotate(gm)
-    annotated = {n.target: "quantization_annotation" in n.meta for n in gm.graph.nodes
-                 if n.target in wanted}
-    assert annotated == dict.fromkeys(wanted, tagged)
 
 
 @pytest.mark.unit
