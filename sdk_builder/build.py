@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime_py import manifest as mf
-from runtime_py.errors import PocketError, UnsupportedError, one_line
+from runtime_py.errors import PocketError, one_line
 from runtime_py.integrity import sha256_of, size_of
 from runtime_py.session import check_artifacts
 from sdk_builder import calibration, select
@@ -271,7 +271,7 @@ def _build_into(stage: Path, req: BuildRequest, plan, weights, steps: Steps) -> 
         try:
             with steps.step(f"verify {entry['file']}"):
                 verify_artifact(stage, manifest, entry, ref, module)
-        except UnsupportedError as exc:  # exported, but its runtime cannot run it
+        except PocketError as exc:  # exported, but its runtime cannot run or even load it
             _drop_artifact(stage, manifest, entry, f"{fmt.name} {recipe}: exported, but {exc}", steps)
             continue
         if entry["verification"]["status"] == "failed":

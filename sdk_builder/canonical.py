@@ -304,12 +304,16 @@ PASSES: tuple[Pass, ...] = (
     Pass("reductions-as-global-pool", "mean / sum over any dims as a 4-D mean over the "
          "last two dims with keepdim, plus permute / reshape", xnn.reductions_as_global_pool,
          formats=_XNNPACK, skip_recipes=_STATIC_INT8),
+    # Not for static int8 (neither are the avg-pool pass below): XNNPACK then fails to create
+    # the static slice / StaticConstantPad node at load (shufflenet_v2, two_outputs,
+    # inception_style in the corpus run).
     Pass("select-split-as-slices", "select / split / chunk as slices",
-         xnn.select_and_split_as_slices, formats=_XNNPACK),
+         xnn.select_and_split_as_slices, formats=_XNNPACK, skip_recipes=_STATIC_INT8),
     Pass("expand-as-broadcast", "no-op expands and expands feeding broadcasting "
          "elementwise ops dropped", xnn.expand_as_broadcast, formats=_XNNPACK),
     Pass("avg-pool-padding-explicit", "avg_pool2d counting zero padding as constant_pad_nd "
-         "+ unpadded avg_pool2d", xnn.avg_pool_padding_explicit, formats=_XNNPACK),
+         "+ unpadded avg_pool2d", xnn.avg_pool_padding_explicit, formats=_XNNPACK,
+         skip_recipes=_STATIC_INT8),
     Pass("nearest-upsample-as-cat", "integer-factor nearest upsampling as cat of copies + "
          "reshape", xnn.nearest_upsample_as_cat, formats=_XNNPACK),
 )

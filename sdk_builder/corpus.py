@@ -189,7 +189,9 @@ def markdown(result: dict) -> str:
               f"`{result['target']}`, ExecuTorch {result['toolchain'].get('executorch', '?')}, "
               f"LiteRT {result['toolchain'].get('ai-edge-litert', '?')}, "
               f"coremltools {result['toolchain'].get('coremltools', '?')}). ✓ N%: verified, "
-              "N% of the graph on the delegate (XNNPACK, or Core ML for `et-coreml`)."]
+              "N% of the graph on the delegate (XNNPACK, or Core ML for `et-coreml`)."
+              + (f" Rows rebuilt after a fix with `--only`: {', '.join(result['reruns'])}."
+                 if result.get("reruns") else "")]
     if reasons:
         lines += ["", "Numbered notes:", "", *[f"{i}. {r[2:]}" for i, r in enumerate(reasons, 1)]]
     return "\n".join(lines)
