@@ -180,7 +180,7 @@ def set_threads(runtime: str, threads: int) -> None:
 
         torch.set_num_threads(threads)
         return
-    from runtime_py.backends import set_threads as backend_threads
+    from runtime_py.runtimes import set_threads as backend_threads
 
     backend_threads(runtime, threads)
 

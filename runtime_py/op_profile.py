@@ -4,7 +4,7 @@ profile(runtime, path, example, iters, threads) -> {"available": bool, "source":
     "reason": str (when not available), "ops": [{"name", "calls", "total_ms", "avg_ms", "share"}]}
 
 LiteRT: the CompiledModel profiler of libLiteRt.so, reached through its C API in a child
-process (runtime_py.litert_profiler): XNNPACK's own per-operator times plus the builtin
+process (runtime_py.runtimes.litert.profiler): XNNPACK's own per-operator times plus the builtin
 kernels of ops the delegate did not take.
 ExecuTorch: the program is loaded with enable_etdump=True, run, and the ETDump read with
 executorch.devtools.Inspector. The pip wheel of executorch 1.4.1 is built without the event
@@ -47,7 +47,7 @@ def aggregate(events: list[tuple[str, float]], top: int | None = None) -> list[d
 def profile(runtime: str, path: str | Path, example: np.ndarray, iters: int = 20,
             threads: int = 1) -> dict:
     """The per-operator profile of one artifact, or why this runtime build cannot give one."""
-    from runtime_py.backends import profile as backend_profile
+    from runtime_py.runtimes import profile as backend_profile
 
     return backend_profile(runtime, Path(path), example, iters, threads)
 

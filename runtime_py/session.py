@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from runtime_py import manifest as mf
-from runtime_py.backends import RUNTIME_BY_SUFFIX, open_backend
+from runtime_py.runtimes import RUNTIME_BY_SUFFIX, open_backend
 from runtime_py.errors import IntegrityError, PocketError, UnsupportedError, UsageError, signal_name
 from runtime_py.integrity import sha256_of
 from runtime_py.postprocess import get_postprocessor
@@ -153,7 +153,7 @@ def check_artifacts(bundle: Path, manifest: dict, entries: list[dict] | None = N
 
 def _default_entry(manifest: dict) -> dict:
     """The first artifact this machine can run (Core ML-delegated .pte need an Apple OS)."""
-    from runtime_py.backends import can_run
+    from runtime_py.runtimes import can_run
 
     for entry in manifest["artifacts"]:
         if can_run(entry):
@@ -217,7 +217,7 @@ import os, sys
 os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 from pathlib import Path
 import numpy as np
-from runtime_py.backends import RUNTIME_BY_SUFFIX, open_backend
+from runtime_py.runtimes import RUNTIME_BY_SUFFIX, open_backend
 backend = open_backend(sys.argv[1], Path(sys.argv[2]))
 backend.run([np.zeros(s, np.float32) for s in getattr(backend, "input_shapes", [])])
 """
@@ -230,7 +230,7 @@ def probe_artifact(path: Path, runtime: str) -> None:
     import subprocess
     import sys
 
-    from runtime_py.backends import needs_probe
+    from runtime_py.runtimes import needs_probe
 
     if not needs_probe(runtime):
         return

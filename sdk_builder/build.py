@@ -13,7 +13,7 @@ from runtime_py import manifest as mf
 from runtime_py.errors import PocketError, one_line
 from runtime_py.integrity import sha256_of, size_of
 from runtime_py.session import check_artifacts
-from sdk_builder import calibration, select
+from sdk_builder.quantize import budget as select, calibration
 from sdk_builder.bundle import staged_bundle, write_tensor
 from sdk_builder.formats import ExportJob, Format
 from sdk_builder.formats._common import version
@@ -116,11 +116,11 @@ def _write_golden(stage: Path, manifest: dict, ref: Reference) -> None:
 
 class Canonical:
     """The model as each format's exporter gets it: canonicalized once per set of passes
-    (sdk_builder.canonical), captured lazily for failure diagnosis. A model with modules
+    (sdk_builder.passes), captured lazily for failure diagnosis. A model with modules
     kept float (zoo routers) goes as written: the exporters find those by their class."""
 
     def __init__(self, module, examples: tuple, keep_float: tuple) -> None:
-        from sdk_builder.quantize import present_types
+        from sdk_builder.quantize.pt2e import present_types
 
         self.module, self.examples = module, examples
         self.enabled = not present_types(module, keep_float)
@@ -128,7 +128,7 @@ class Canonical:
         self._graph: list = []               # [graph module or None], once captured
 
     def for_format(self, fmt: str, recipe: str | None = None) -> tuple[object, list[str]]:
-        from sdk_builder.canonical import PASSES, canonicalize
+        from sdk_builder.passes import PASSES, canonicalize
 
         if not self.enabled:
             return self.module, []
@@ -140,7 +140,7 @@ class Canonical:
     def graph(self):
         """The captured graph (for naming a failing op), or None if it does not capture."""
         if not self._graph:
-            from sdk_builder.canonical import capture
+            from sdk_builder.passes import capture
 
             try:
                 self._graph.append(capture(self.module, self.examples).module())
@@ -185,7 +185,7 @@ def _skip(manifest: dict, fmt: str, recipe: str, reason: str, steps: Steps) -> N
 
 
 def _drop_artifact(stage: Path, manifest: dict, entry: dict, reason: str, steps: Steps) -> None:
-    from sdk_builder.select import remove_artifact
+    from sdk_builder.quantize.budget import remove_artifact
 
     manifest["artifacts"].remove(entry)
     remove_artifact(stage, entry)
@@ -197,7 +197,7 @@ def _explain_drop(entry: dict, module, quantized, ref: Reference, max_drop: floa
     """For a quantized artifact over the budget, record the layers with the worst SNR."""
     import torch
 
-    from sdk_builder.layerwise import graph_of, worst_layers
+    from sdk_builder.quantize.layerwise import graph_of, worst_layers
 
     evaluation = entry["verification"].get("evaluation") or {}
     budget = DEFAULT_DROP_BUDGET if max_drop is None else max_drop
@@ -206,7 +206,7 @@ def _explain_drop(entry: dict, module, quantized, ref: Reference, max_drop: floa
     cases = ref.golden_inputs if ref.eval_inputs is None else \
         [(ref.eval_inputs[i:i + 1],) for i in range(min(16, len(ref.eval_inputs)))]
     if quantized is None and evaluation.get("estimated"):   # Core ML: its weights, emulated
-        from sdk_builder.emulate import emulate_weights
+        from sdk_builder.quantize.estimate import emulate_weights
 
         quantized = graph_of(emulate_weights(module, entry["recipe"]),
                              tuple(torch.from_numpy(x) for x in cases[0]))

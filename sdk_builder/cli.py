@@ -180,7 +180,7 @@ def build(model: str | None, target: str, recipes: tuple[str, ...], max_drop: fl
     from sdk_builder.build import build as run_build
     from sdk_builder.progress import Steps
     from sdk_builder.report import summary_table
-    from sdk_builder.select import candidates
+    from sdk_builder.quantize.budget import candidates
 
     candidates(target, list(recipes), max_drop is not None)  # fail fast, before loading torch
     if weights is not None and not weights.is_file():
@@ -344,7 +344,7 @@ def bench(bundle: Path, artifacts: tuple[str, ...], threads: str, warmup: int, i
           out: Path | None, as_json: bool) -> None:
     """Time a bundle's artifacts side by side with PyTorch eager and ONNX Runtime (interleaved)."""
     from sdk_builder import bench as bench_mod
-    from sdk_builder.bench_extra import print_tables
+    from sdk_builder.bench.extra import print_tables
 
     opts = bench_mod.BenchOptions(
         artifacts=list(artifacts), threads=bench_mod.parse_threads(threads), warmup=warmup,

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from runtime_py import manifest as mf
-from runtime_py.backends import can_run, check_structure, describe, is_emulated
+from runtime_py.runtimes import can_run, check_structure, describe, is_emulated
 from runtime_py.errors import PocketError, UnsupportedError
 from runtime_py.session import Session, check_artifacts
 from sdk_builder.bundle import read_tensor, write_tensor
-from sdk_builder.metrics import json_number, merge_parity, parity
+from sdk_builder.quantize.parity import json_number, merge_parity, parity
 
 # An fp32 artifact must reproduce PyTorch to this max abs error on the golden inputs.
 FP32_MAX_ABS_ERROR = 1e-4
@@ -166,7 +166,7 @@ def verify_runnable(stage: Path, manifest: dict, entry: dict, ref: Reference) ->
 def _estimated_evaluation(module, recipe: str, ref: Reference) -> dict | None:
     """The task metric of the PyTorch model with its weights compressed as `recipe` does,
     for artifacts this machine cannot run (a Core ML-delegated .pte)."""
-    from sdk_builder.emulate import emulate_weights
+    from sdk_builder.quantize.estimate import emulate_weights
 
     if ref.metric is None or module is None:
         return None

@@ -2,7 +2,7 @@
 "Entropy-based feature extraction for real-time semantic segmentation").
 
 The EPE feature map (1/8 resolution) is concatenated with EDANet's final features before
-the 1x1 class projection. The routing runs inside the model (models.epe), so every export
+the 1x1 class projection. The routing runs inside the model (models.zoo._epe), so every export
 carries it; forward also returns the per-patch route codes, which the builder compares
 exactly between PyTorch and each artifact.
 """
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import scenes
-from models.epe import ENCODER_NAMES, EPE, FLOAT_MODULES, QuantBarrier, executed_macs
+from models.zoo._epe import ENCODER_NAMES, EPE, FLOAT_MODULES, QuantBarrier, executed_macs
 from models.registry import register
 from models.scenes_data import SCENES6
 from models.spec import CardSpec, ModelSpec, OutputSpec, TrainSpec, Variant

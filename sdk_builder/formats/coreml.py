@@ -21,7 +21,7 @@ Not offered: activation quantization (linear_quantize_activations, a8w8) and
 calibrated/sensitivity-based compression (e.g. GPTQ-style, per-layer palette search)
 need Core ML predictions on calibration data, which only run on macOS.
 Core ML cannot predict on Linux: the builder checks the package structurally with
-runtime_py.backends.coreml.describe(); sdk_builder.emulate estimates accuracy in PyTorch
+runtime_py.runtimes.coreml.describe(); sdk_builder.quantize.estimate estimates accuracy in PyTorch
 with the same constants.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolcha
 RECIPES = get_format("coreml").recipes     # the formats table is the one list
 INPUT_NAME = "input"
 OUTPUT_PREFIX = "output"
-# One place for each compression constant (sdk_builder.emulate imports them).
+# One place for each compression constant (sdk_builder.quantize.estimate imports them).
 WEIGHT_THRESHOLD = 64        # elements; weights with <= this many stay fp16
 W8_WEIGHT_THRESHOLD = WEIGHT_THRESHOLD
 W8_LINEAR_CONFIG = {"mode": "linear_symmetric", "dtype": "int8", "granularity": "per_channel",
@@ -56,7 +56,7 @@ def _fp16_selector(ep: Any, keep_float: tuple) -> Any:
     EXIR_STACK_TRACE scope, and the trace is the node's identity here."""
     from coremltools.converters.mil.mil.scope import ScopeSource
 
-    from sdk_builder.quantize import module_type_name
+    from sdk_builder.quantize.pt2e import module_type_name
 
     names = {module_type_name(cls) for cls in keep_float}
     traces = {node.meta["stack_trace"] for node in ep.graph.nodes
@@ -222,7 +222,7 @@ def export(job: ExportJob) -> ExportResult:
 def _export(job: ExportJob) -> ExportResult:
     import torch
 
-    from sdk_builder.quantize import module_type_name, present_types
+    from sdk_builder.quantize.pt2e import module_type_name, present_types
 
     check_recipe("coreml", job.recipe)
     out = prepare_out(Path(job.out_path))

@@ -5,7 +5,7 @@ its op_linear_quantizer_config compile spec).
 Lowering runs coremltools inside ExecuTorch's CoreMLBackend.preprocess, which works on
 Linux (it only converts and serializes the ML program; no Core ML compile/predict). The
 .pte runs only where the runtime has the Core ML delegate (iOS/macOS); here the builder
-checks it structurally with runtime_py.backends.executorch.describe().
+checks it structurally with runtime_py.runtimes.executorch.describe().
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sdk_builder.formats import ExportJob, ExportResult, get_format
 from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
 from sdk_builder.formats.coreml import W8_LINEAR_CONFIG
 from sdk_builder.formats.executorch_xnnpack import lower_to_pte
-from sdk_builder.quantize import module_type_name, present_types
+from sdk_builder.quantize.pt2e import module_type_name, present_types
 
 RECIPES = get_format("executorch-coreml").recipes     # the formats table is the one list
 QUANTIZATION = {

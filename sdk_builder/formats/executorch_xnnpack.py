@@ -24,7 +24,7 @@ from runtime_py.errors import UsageError
 from sdk_builder.formats import ExportJob, ExportResult, get_format
 from sdk_builder.formats._common import (check_recipe, edge_delegation, partitioner_reasons,
                                          prepare_out, quiet_toolchains, version)
-from sdk_builder.quantize import calibration_for, keep_float, present_types, pt2e_quantize
+from sdk_builder.quantize.pt2e import calibration_for, keep_float, present_types, pt2e_quantize
 
 RECIPES = get_format("executorch-xnnpack").recipes     # the formats table is the one list
 W4_GROUP = 32      # int8da-w4g32: weights quantized in groups of 32 input features

@@ -45,7 +45,7 @@ from typing import Any, Iterator
 from runtime_py.errors import PocketError
 from sdk_builder.formats import ExportJob, ExportResult, get_format
 from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
-from sdk_builder.quantize import (calibration_for, decompose_hardswish, keep_float,
+from sdk_builder.quantize.pt2e import (calibration_for, decompose_hardswish, keep_float,
                                   present_types, pt2e_quantize)
 
 RECIPES = get_format("litert").recipes     # the formats table is the one list
@@ -202,7 +202,7 @@ def _export(job: ExportJob) -> ExportResult:
                           f"{bad[0]['dtype']}); report this model to the Pocket Vision team")
     details.update({"inputs": io["inputs"], "outputs": io["outputs"], "tflite_ops": io["ops"],
                     **tflite_counts(out)})
-    from runtime_py.delegation import litert_delegation   # which ops XNNPACK takes at run time
+    from runtime_py.runtimes.litert.coverage import litert_delegation   # which ops XNNPACK takes at run time
 
     return ExportResult(path=out, details=details, delegation=litert_delegation(out),
                         quantized_module=twin)

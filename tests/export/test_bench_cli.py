@@ -103,7 +103,7 @@ def test_a_model_outside_the_zoo_skips_the_references_with_a_note(toy_bundle, tm
 
 
 def test_litert_delegation_is_read_from_the_runtime(toy_bundle):
-    from runtime_py.delegation import litert_delegation
+    from runtime_py.runtimes.litert.coverage import litert_delegation
 
     d = litert_delegation(next(toy_bundle.glob("*.tflite")))
     assert d["total_ops"] >= 4 and d["delegated_ops"] == d["total_ops"]

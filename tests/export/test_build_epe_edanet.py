@@ -75,7 +75,7 @@ def test_executorch_fp32_runs_in_one_xnnpack_partition(manifest):
 
 
 def test_core_ml_programs_carry_the_routing_without_sorting_or_gathering(zoo_ios_bundle):
-    from runtime_py.backends.coreml import describe
+    from runtime_py.runtimes.coreml import describe
 
     ios = zoo_ios_bundle("epe_edanet")
     entries = [a for a in mf.read(ios)["artifacts"] if a["runtime"] == "coreml"]

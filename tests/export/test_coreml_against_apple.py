@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from sdk_builder.formats import ExportJob, get_format
-from sdk_builder.metrics import parity
+from sdk_builder.quantize.parity import parity
 
 pytestmark = [
     pytest.mark.export,
@@ -51,7 +51,7 @@ class _Families(nn.Module):
 def _both(module: nn.Module, shape: tuple[int, ...], tmp_path) -> tuple[np.ndarray, np.ndarray]:
     import coremltools as ct
 
-    from runtime_py.coreml_interpreter import Interpreter
+    from runtime_py.runtimes.coreml.interpreter import Interpreter
 
     path = tmp_path / "m.mlpackage"
     get_format("coreml").exporter()(ExportJob(module.eval(), (torch.zeros(shape),), "fp16", path))

@@ -13,7 +13,7 @@ import torch
 from models.registry import get
 from runtime_py.errors import UnsupportedError
 from sdk_builder.formats import ExportJob, get_format
-from sdk_builder.metrics import parity
+from sdk_builder.quantize.parity import parity
 
 pytestmark = pytest.mark.export
 
@@ -39,7 +39,7 @@ def epe(tmp_path_factory):
 
 
 def test_skipnet_fp16_program_agrees_with_pytorch(skipnet):
-    from runtime_py.coreml_interpreter import Interpreter
+    from runtime_py.runtimes.coreml.interpreter import Interpreter
 
     spec, path = skipnet
     program = Interpreter(path)
@@ -53,7 +53,7 @@ def test_skipnet_fp16_program_agrees_with_pytorch(skipnet):
 
 
 def test_a_router_kept_in_fp32_routes_exactly_as_pytorch(epe):
-    from runtime_py.coreml_interpreter import Interpreter
+    from runtime_py.runtimes.coreml.interpreter import Interpreter
 
     spec, path = epe
     program = Interpreter(path)
@@ -69,8 +69,8 @@ def test_a_router_kept_in_fp32_routes_exactly_as_pytorch(epe):
 
 
 def test_an_op_outside_coverage_is_refused_at_load_with_its_name(skipnet, monkeypatch):
-    from runtime_py import mil_ops
-    from runtime_py.coreml_interpreter import Interpreter
+    from runtime_py.runtimes.coreml import ops as mil_ops
+    from runtime_py.runtimes.coreml.interpreter import Interpreter
 
     _, path = skipnet
     monkeypatch.delitem(mil_ops.KERNELS, "sigmoid_hard")
@@ -81,7 +81,7 @@ def test_an_op_outside_coverage_is_refused_at_load_with_its_name(skipnet, monkey
 
 
 def test_the_interpreter_imports_neither_coremltools_nor_torch():
-    code = ("import sys, runtime_py.coreml_interpreter, runtime_py.mil_ops; "
+    code = ("import sys, runtime_py.runtimes.coreml.interpreter, runtime_py.runtimes.coreml.ops; "
             "print(any(m.split('.')[0] in ('coremltools', 'torch') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr[-500:]
@@ -92,7 +92,7 @@ def test_a_build_keeps_a_core_ml_artifact_the_interpreter_cannot_run(skipnet, mo
     to the structural check and the PyTorch estimate, and says why."""
     import shutil
 
-    from runtime_py import mil_ops
+    from runtime_py.runtimes.coreml import ops as mil_ops
     from sdk_builder.build import _base_manifest, BuildRequest
     from sdk_builder.verify import torch_reference, verify_artifact
 

@@ -19,7 +19,7 @@ F = torch.nn.functional
 
 from runtime_py.errors import PocketError  # noqa: E402
 from sdk_builder.formats import FORMATS, ExportJob, get_format  # noqa: E402
-from sdk_builder.metrics import parity  # noqa: E402
+from sdk_builder.quantize.parity import parity  # noqa: E402
 
 FP32_TOL = 1e-4
 # int8 floor: one int8 quantizer alone gives ~40-50 dB on well-spread activations; across
@@ -135,7 +135,7 @@ def built(model, tmp_path_factory):
 
 
 def _run(kind: str, path: Path, xs: list[np.ndarray]) -> np.ndarray:
-    from runtime_py.backends import open_backend
+    from runtime_py.runtimes import open_backend
 
     backend = open_backend(kind, path, threads=1)
     return np.stack([backend.run([x])[0] for x in xs])
@@ -198,7 +198,7 @@ def test_tflite_io_is_float32(built, recipe):
 def test_litert_int8_static_keeps_hardswish_on_xnnpack_without_extra_transposes(built):
     """int8 HARD_SWISH is not an XNNPACK op in LiteRT: the exporter rewrites hardswish so the
     delegate takes it, with constants shaped so the layout pass adds no transposes."""
-    from runtime_py.delegation import litert_delegation
+    from runtime_py.runtimes.litert.coverage import litert_delegation
 
     int8, fp32 = built[("litert", "int8-static")], built[("litert", "fp32")]
     assert "HARD_SWISH" not in int8.details["op_counts"]
@@ -227,7 +227,7 @@ def test_tflite_weights_stored_as_recipe_says(built, recipe):
 
 @pytest.mark.parametrize("recipe", XNNPACK)
 def test_xnnpack_fully_delegated(built, recipe):
-    from runtime_py.backends.executorch import describe
+    from runtime_py.runtimes.executorch import describe
 
     result = built[("executorch-xnnpack", recipe)]
     assert result.delegation["delegated_share"] == 1.0
@@ -291,7 +291,7 @@ COREML_OP = {"fp16": None, "w8": ("constexpr_affine_dequantize", "constexpr_bloc
 
 @pytest.mark.parametrize("recipe", COREML)
 def test_coreml_package_structure(built, recipe):
-    from runtime_py.backends.coreml import describe
+    from runtime_py.runtimes.coreml import describe
 
     result = built[("coreml", recipe)]
     info = describe(result.path)
@@ -325,12 +325,12 @@ def test_coreml_prune_sparsity(built):
 
 
 def test_emulation_matches_coreml_weights(model):
-    """sdk_builder.emulate reproduces the weights Core ML stores (cross-check against the
+    """sdk_builder.quantize.estimate reproduces the weights Core ML stores (cross-check against the
     constexpr ops of the converted program): exactly for w8 and prune-50 (same rule, same
     fp16 arithmetic); palettes within a few fp16 ulps (same scikit-learn k-means, measured
     max diff 1.2e-4)."""
     pytest.importorskip("sklearn")
-    from sdk_builder.emulate import emulate_weights
+    from sdk_builder.quantize.estimate import emulate_weights
     from sdk_builder.formats.coreml import _compress, compressed_weights, convert_fp16
 
     def weights(module):   # TinyNet's compressed weights have unique shapes
@@ -348,7 +348,7 @@ def test_emulation_matches_coreml_weights(model):
 
 
 def test_executorch_coreml_has_coreml_delegate(built):
-    from runtime_py.backends.executorch import describe
+    from runtime_py.runtimes.executorch import describe
 
     for recipe in ("fp16", "w8"):
         result = built[("executorch-coreml", recipe)]
@@ -365,7 +365,7 @@ def test_coreml_pte_runs_its_embedded_program_here(built, samples):
         got = _run("executorch", built[("executorch-coreml", recipe)].path, xs)
         assert got.shape == ref.shape
         assert np.abs(got - ref).max() <= 0.05 * np.abs(ref).max(), recipe
-    from runtime_py.backends.executorch import Backend
+    from runtime_py.runtimes.executorch import Backend
 
     assert Backend(built[("executorch-coreml", "fp16")].path).label == "executorch/coreml/emulated"
 
@@ -373,8 +373,8 @@ def test_coreml_pte_runs_its_embedded_program_here(built, samples):
 def test_coreml_delegate_unflattens_as_executorch_does(built, tmp_path):
     from executorch.backends.apple.coreml import executorchcoreml
 
-    from runtime_py import pte_file
-    from runtime_py.coreml_delegate import unflatten
+    from runtime_py.runtimes.executorch import pte_file
+    from runtime_py.runtimes.coreml.delegate import unflatten
 
     (delegate,) = pte_file.delegates(built[("executorch-coreml", "fp16")].path)
     assert delegate.backend == "CoreMLBackend"
@@ -388,7 +388,7 @@ def test_coreml_delegate_unflattens_as_executorch_does(built, tmp_path):
 
 @pytest.mark.skipif(ON_APPLE, reason="Core ML predicts on macOS")
 def test_coreml_backend_runs_the_program_emulated_here(built):
-    from runtime_py.backends.coreml import Backend
+    from runtime_py.runtimes.coreml import Backend
 
     backend = Backend(built[("coreml", "fp16")].path)
     assert backend.label == "coreml/emulated"
@@ -398,7 +398,7 @@ def test_coreml_backend_runs_the_program_emulated_here(built):
 
 @pytest.mark.parametrize("fmt,kind", [("executorch-xnnpack", "executorch"), ("litert", "litert")])
 def test_corrupt_artifact_is_a_pocket_error(built, tmp_path, fmt, kind):
-    from runtime_py.backends import open_backend
+    from runtime_py.runtimes import open_backend
 
     good = built[(fmt, "fp32")].path
     bad = tmp_path / good.name
@@ -409,7 +409,7 @@ def test_corrupt_artifact_is_a_pocket_error(built, tmp_path, fmt, kind):
 
 @pytest.mark.parametrize("fmt,kind", [("executorch-xnnpack", "executorch"), ("litert", "litert")])
 def test_wrong_input_is_a_pocket_error(built, fmt, kind):
-    from runtime_py.backends import open_backend
+    from runtime_py.runtimes import open_backend
 
     backend = open_backend(kind, built[(fmt, "fp32")].path)
     with pytest.raises(PocketError, match="float32"):

@@ -12,7 +12,7 @@ import torch
 
 import runtime_py
 from runtime_py import manifest as mf
-from runtime_py.backends import can_run
+from runtime_py.runtimes import can_run
 from runtime_py.errors import UsageError
 from sdk_builder.verify import golden_cases
 

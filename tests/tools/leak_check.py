@@ -62,7 +62,7 @@ def main() -> int:
     ap.add_argument("--limit", type=float, default=5.0, help="max RSS growth in percent")
     args = ap.parse_args()
     from runtime_py import manifest as mf
-    from runtime_py.backends import can_run
+    from runtime_py.runtimes import can_run
 
     rows = [check(args.bundle, a["file"], args.calls, args.warmup)
             for a in mf.read(args.bundle)["artifacts"] if can_run(a)]

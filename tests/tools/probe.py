@@ -23,7 +23,7 @@ for line in sys.stdin:
     print("START", flush=True)
     try:
         if integrity == "describe":
-            from runtime_py.backends import coreml, executorch
+            from runtime_py.runtimes import coreml, executorch
             (coreml if path.endswith(".mlpackage") else executorch).describe(path)
             print("DONE ran ", flush=True)
             continue

@@ -77,9 +77,9 @@ def calibration(seed: int, n: int = 4) -> Callable[[], Any]:
 def run_artifact(path: Path, x: np.ndarray) -> list[np.ndarray]:
     """Outputs of the artifact in its runtime (1 thread), in the model's output order."""
     if path.suffix == ".pte":
-        from runtime_py.backends.executorch import Backend
+        from runtime_py.runtimes.executorch import Backend
     else:
-        from runtime_py.backends.litert import Backend
+        from runtime_py.runtimes.litert import Backend
     return Backend(path, threads=1).run([x])
 
 
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="quantize the routing too (to see what keep_float prevents)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    from models.epe import FLOAT_MODULES
+    from models.zoo._epe import FLOAT_MODULES
 
     module = build(args.factory, args.seed)
     inputs = test_inputs(args.seed)

@@ -6,7 +6,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from runtime_py.mil_ops import KERNELS
+from runtime_py.runtimes.coreml.ops import KERNELS
 
 
 def one(op: str, **inputs) -> np.ndarray:

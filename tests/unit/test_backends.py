@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from runtime_py.backends import RUNTIMES, RUNTIME_BY_SUFFIX
-from runtime_py.coreml_delegate import unflatten
+from runtime_py.runtimes import RUNTIMES, RUNTIME_BY_SUFFIX
+from runtime_py.runtimes.coreml.delegate import unflatten
 from runtime_py.errors import PocketError
 from schemas import load_schema
 
@@ -37,7 +37,7 @@ def test_schema_names_exactly_the_registered_runtimes():
 
 
 def test_importing_runtime_py_loads_no_toolchain():
-    code = ("import sys, runtime_py, runtime_py.session, runtime_py.backends.coreml; "
+    code = ("import sys, runtime_py, runtime_py.session, runtime_py.runtimes.coreml; "
             "print(sorted(m for m in ('torch', 'coremltools', 'executorch', 'ai_edge_litert') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -95,8 +95,8 @@ def test_unflatten_refuses_damaged_or_hostile_data(damage):
 
 
 def test_every_program_class_runs_one_sample_or_many():
-    from runtime_py.backends import coreml, executorch, litert
-    from runtime_py.coreml_delegate import DelegatedProgram
+    from runtime_py.runtimes import coreml, executorch, litert
+    from runtime_py.runtimes.coreml.delegate import DelegatedProgram
 
     for cls in (executorch.Program, DelegatedProgram, litert.Backend, coreml.Backend):
         for method in ("run", "raw_call", "run_samples"):
@@ -107,7 +107,7 @@ def test_every_program_class_runs_one_sample_or_many():
 def test_one_by_one_stacks_each_output():
     import numpy as np
 
-    from runtime_py.backends import one_by_one
+    from runtime_py.runtimes import one_by_one
 
     def run(inputs):
         assert inputs[0].shape == (1, 2)

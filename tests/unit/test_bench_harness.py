@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from runtime_py import bench as hb
-from runtime_py.delegation import partition_cover, summarize as deleg_summary
+from runtime_py.runtimes.litert.coverage import partition_cover, summarize as deleg_summary
 from runtime_py.errors import PocketError, UsageError
 from runtime_py.op_profile import aggregate
 from sdk_builder import bench as sb

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from runtime_py.errors import UsageError
-from sdk_builder import calibration, select
+from sdk_builder.quantize import budget as select, calibration
 
 pytestmark = pytest.mark.unit
 
@@ -68,7 +68,7 @@ def test_noise_for_several_inputs_gives_one_tensor_per_input():
 def test_calibration_batches_keep_inputs_apart_and_refuse_bare_tensors():
     import torch
 
-    from sdk_builder.quantize import _calibration_batches
+    from sdk_builder.quantize.pt2e import _calibration_batches
 
     examples = (torch.zeros(1, 3, 4, 4), torch.zeros(1, 1, 2, 2))
     samples = [(torch.full((1, 3, 4, 4), float(i)), torch.full((1, 1, 2, 2), -float(i))) for i in range(5)]

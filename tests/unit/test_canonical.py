@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from sdk_builder import canonical
-from sdk_builder.canonical import PASSES, canonicalize
+from sdk_builder import passes as canonical
+from sdk_builder.passes import PASSES, canonicalize
 from sdk_builder.diagnose import advice_for, capture_failure, export_failure, user_line_of
 
 pytestmark = pytest.mark.unit

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from sdk_builder.quantize import decompose_hardswish, functional_inplace_ops, separate_module_calls
+from sdk_builder.quantize.pt2e import decompose_hardswish, functional_inplace_ops, separate_module_calls
 
 pytestmark = pytest.mark.unit
 

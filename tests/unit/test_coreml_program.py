@@ -1,4 +1,4 @@
-"""runtime_py.coreml_program reads Core ML ML programs exactly as coremltools does.
+"""runtime_py.runtimes.coreml.program reads Core ML ML programs exactly as coremltools does.
 
 Small torch models are converted (iOS 17 and iOS 18, fp16/fp32) and compressed the ways the
 builder compresses (int8/uint8 linear, 2/3/4/6-bit palettes, pruning); a hand-made program
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime_py.coreml_blobs import BLOB_DTYPES, decode, unpack_bits
-from runtime_py.coreml_program import Op, Var, read_package
+from runtime_py.runtimes.coreml.blobs import BLOB_DTYPES, decode, unpack_bits
+from runtime_py.runtimes.coreml.program import Op, Var, read_package
 from runtime_py.errors import PocketError
 
 pytestmark = pytest.mark.unit
@@ -482,7 +482,7 @@ def test_an_unknown_function_is_refused(packages):
 # ---- import cost and speed -----------------------------------------------------------------
 
 def test_importing_the_reader_pulls_in_neither_coremltools_nor_torch():
-    code = ("import sys, runtime_py.coreml_program; "
+    code = ("import sys, runtime_py.runtimes.coreml.program; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'coremltools', 'torch'}))")
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,

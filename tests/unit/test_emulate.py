@@ -1,4 +1,4 @@
-"""sdk_builder.emulate: Core ML weight compression emulated in PyTorch."""
+"""sdk_builder.quantize.estimate: Core ML weight compression emulated in PyTorch."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from runtime_py.errors import UsageError  # noqa: E402
-from sdk_builder.emulate import emulate_weights, int8_scales, kmeans_1d  # noqa: E402
+from sdk_builder.quantize.estimate import emulate_weights, int8_scales, kmeans_1d  # noqa: E402
 from sdk_builder.formats.coreml import WEIGHT_THRESHOLD  # noqa: E402
 
 

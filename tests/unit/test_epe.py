@@ -1,11 +1,11 @@
-"""EPE routing (models.epe), EDANet and EPE-EDANet: exact ranks, ties, put-back, MACs."""
+"""EPE routing (models.zoo._epe), EDANet and EPE-EDANet: exact ranks, ties, put-back, MACs."""
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from models.epe import (EPE, FLOAT_MODULES, PatchGather, PatchScatter, QuantBarrier,
+from models.zoo._epe import (EPE, FLOAT_MODULES, PatchGather, PatchScatter, QuantBarrier,
                         exact_identity, executed_macs, group_sizes, image_to_patches,
                         patches_to_image, permutation_matrix)
 from models.layers import count_macs

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime_py.coreml_interpreter import Interpreter
+from runtime_py.runtimes.coreml.interpreter import Interpreter
 
 pytestmark = pytest.mark.unit
 

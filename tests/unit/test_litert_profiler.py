@@ -1,4 +1,4 @@
-"""runtime_py.litert_profiler: the LiteRT C-API op profiler, run in a child process.
+"""runtime_py.runtimes.litert.profiler: the LiteRT C-API op profiler, run in a child process.
 
 The unit tests need no model and take about a second; the export test converts a small conv
 net with litert_torch (~10 s) and checks the profile against the ai_edge_litert Interpreter."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime_py import litert_profiler as lp
+from runtime_py.runtimes.litert import profiler as lp
 
 X = np.zeros((1, 3, 32, 32), np.float32)
 
@@ -29,7 +29,7 @@ litert_torch.convert(net, (torch.zeros(1, 3, 32, 32),)).export(sys.argv[1])
 
 C_API_OUTPUT = r"""
 import json, sys, numpy as np
-from runtime_py.litert_profiler import _measure
+from runtime_py.runtimes.litert.profiler import _measure
 ops, outs = _measure(sys.argv[1], np.load(sys.argv[2]), 3, 1)
 print(json.dumps(outs[0].tolist()))
 """
@@ -46,9 +46,10 @@ def _assert_unavailable(result: dict, *words: str) -> None:
 # ---------------------------------------------------------------------------- unit (no model)
 @pytest.mark.unit
 def test_import_loads_no_runtime():
-    code = "import sys, runtime_py.litert_profiler; print(sorted(m for m in sys.modules if 'litert' in m))"
+    code = ("import sys, runtime_py.runtimes.litert.profiler; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ai_edge_litert', 'litert_torch')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['runtime_py.litert_profiler']"
+    assert out.strip() == "[]"
 
 
 @pytest.mark.unit

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from models.metrics import classification_metrics
-from sdk_builder.metrics import merge_parity, parity
+from sdk_builder.quantize.parity import merge_parity, parity
 
 pytestmark = pytest.mark.unit
 

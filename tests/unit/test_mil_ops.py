@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from runtime_py.errors import PocketError
-from runtime_py.mil_ops import KERNELS, KernelError, coverage, kernel
+from runtime_py.runtimes.coreml.ops import KERNELS, KernelError, coverage, kernel
 
 pytestmark = pytest.mark.unit
 torch.set_num_threads(1)
@@ -44,7 +44,7 @@ def test_coverage_is_sorted_unique_and_matches_the_registry():
 
 
 def test_kernels_import_neither_torch_nor_coremltools():
-    code = ("import sys, runtime_py.mil_ops; "
+    code = ("import sys, runtime_py.runtimes.coreml.ops; "
             "bad = [m for m in ('torch', 'coremltools', 'scipy') if m in sys.modules]; "
             "sys.exit(str(bad) if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime_py.mil_ops import KERNELS, KernelError
+from runtime_py.runtimes.coreml.ops import KERNELS, KernelError
 
 # importing coremltools (the second opinion) warns about torch/executorch deprecations
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::DeprecationWarning")]

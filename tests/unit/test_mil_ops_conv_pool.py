@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runtime_py.mil_ops import KernelError
+from runtime_py.runtimes.coreml.ops import KernelError
 from tests.unit.mil_helpers import normal_draws, one, t
 
 pytestmark = pytest.mark.unit

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from sdk_builder import quantize
+from sdk_builder.quantize import pt2e as quantize
 from sdk_builder.diagnose import export_failure, running_node
-from sdk_builder.quantize import drop_integer_annotations, pt2e_quantize
+from sdk_builder.quantize.pt2e import drop_integer_annotations, pt2e_quantize
 
 SHAPE = (1, 3, 8, 8)
 

@@ -1,0 +1,1 @@
+"""Quantization: recipes as records, PT2E, calibration, the drop budget, layer-wise diagnosis, parity numbers."""
