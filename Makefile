@@ -17,6 +17,8 @@ build: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The unit and golden tiers (tests/unit, tests/golden: each folder gives its tests their marker,
+# tests/conftest.py), under 3 minutes; `make test` runs every tier (+ export, reliability).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "unit or golden"
 

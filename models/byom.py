@@ -66,27 +66,26 @@ def _note(notes: list[str], text: str) -> None:
         notes.append(text)
 
 
-def _forward_arguments(module) -> list[str]:
-    """Names of forward's tensor arguments (positional parameters; *args gives none)."""
+def _forward_parameters(module) -> list:
+    """forward's positional parameters (inspect.Parameter), the tensors it takes in order;
+    [] when the signature cannot be read (*args gives none either)."""
     import inspect
 
     try:
         params = inspect.signature(module.forward).parameters.values()
     except (TypeError, ValueError):
         return []
-    return [p.name for p in params
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
 
 
 def _extra_inputs(module, shapes: list[tuple[int, ...]]) -> tuple[TensorInputSpec, ...]:
     """The inputs after the image, named after forward's arguments; refuses a count forward
     cannot take."""
-    import inspect
-
-    args = _forward_arguments(module)
-    params = inspect.signature(module.forward).parameters.values() if args else []
-    required = sum(p.default is p.empty for p in params if p.name in args)
-    takes_varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+    params = _forward_parameters(module)
+    named = [p for p in params if p.kind is not p.VAR_POSITIONAL]
+    args = [p.name for p in named]
+    required = sum(p.default is p.empty for p in named)
+    takes_varargs = len(named) < len(params)
     if args and (len(shapes) < required or (len(shapes) > len(args) and not takes_varargs)):
         raise UsageError(f"{len(shapes)} --input-shape given, but forward({', '.join(args)}) "
                          f"takes {required if required == len(args) else f'{required} to {len(args)}'} "
@@ -127,7 +126,7 @@ def spec_from_file(ref: str, input_shapes: list[tuple[int, ...]], task: str = "r
     has one shape per forward argument: the first is the image (N,C,H,W, preprocessed as
     the manifest says), the others are tensors passed as they are. The spec's `notes` say
     what Pocket corrected about the returned model (training mode, device)."""
-    task_row = get_task(task)
+    get_task(task)            # refuses an unknown task with a suggestion
     input_shapes = [tuple(s) for s in input_shapes]
     if not input_shapes:
         raise UsageError("--model-file needs --input-shape N,C,H,W")
@@ -159,9 +158,8 @@ def spec_from_file(ref: str, input_shapes: list[tuple[int, ...]], task: str = "r
     module = build()
     extra = _extra_inputs(module, input_shapes)
     outputs = _output_specs(module, input_shapes, output_names)
-    postprocess = task_row.default_postprocess()
     spec = ModelSpec(build=build, task=task, input=input_spec, outputs=outputs, extra_inputs=extra,
-                     postprocess=postprocess, labels=labels, notes=tuple(notes),
+                     labels=labels, notes=tuple(notes),
                      description=f"user model {path.name}:{factory.__name__}")
     object.__setattr__(spec, "name", path.stem)
     return spec

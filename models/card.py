@@ -5,7 +5,7 @@
 Each run is a `python -m models.train` subprocess (1 thread each, `--jobs` at a time). The
 first variant with the first seed becomes the committed weights. Every number in
 models/cards/<name>.json and <name>.md comes from these runs. Runs are named by what was
-trained (model, loss, recipe, seed), so with a shared `--log-dir` and `--reuse` a model
+trained (model, loss, training recipe, seed), so with a shared `--log-dir` and `--reuse` a model
 whose card needs the same run (e.g. a baseline trained as another card's ablation arm)
 reads it instead of training it again.
 """
@@ -30,7 +30,7 @@ import torch
 from models.layers import count_macs, count_params
 from models.registry import get
 from models.spec import ModelSpec, Variant
-from models.train import Recipe, evaluate, recipe_for
+from models.train import TrainingRecipe, evaluate, training_recipe
 
 CARDS_DIR = Path(__file__).parent / "cards"
 REPO = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ def variants(spec: ModelSpec) -> tuple[Variant, ...]:
     return spec.training.variants or (Variant(spec.name, spec.name),)
 
 
-def _run_name(spec: ModelSpec, recipe: Recipe) -> str:
+def _run_name(spec: ModelSpec, recipe: TrainingRecipe) -> str:
     arm = next(a for a in variants(spec) if a.key == recipe.variant)
     trained = arm.model or spec.name
     what = {k: v for k, v in asdict(recipe).items() if k not in ("variant", "threads")}
@@ -48,7 +48,7 @@ def _run_name(spec: ModelSpec, recipe: Recipe) -> str:
     return f"{trained}.{recipe.loss}.seed{recipe.seed}.{digest}"
 
 
-def _run(spec: ModelSpec, recipe: Recipe, workdir: Path, reuse: bool) -> dict:
+def _run(spec: ModelSpec, recipe: TrainingRecipe, workdir: Path, reuse: bool) -> dict:
     """One training subprocess (or a finished one read back); result dict + weights path."""
     stem = workdir / _run_name(spec, recipe)
     out, res, log = (stem.with_name(stem.name + ext) for ext in (".safetensors", ".json", ".log"))
@@ -84,7 +84,8 @@ def _install_weights(spec: ModelSpec, run: dict) -> Path:
 def train_all(spec: ModelSpec, seeds: list[int], epochs: int | None, jobs: int,
               log_dir: Path, reuse: bool) -> dict[str, list[dict]]:
     """Every variant x seed, `jobs` subprocesses at a time: {variant key: [run, ...]}."""
-    plan = [recipe_for(spec, arm.key, seed=s, epochs=epochs) for s in seeds for arm in variants(spec)]
+    plan = [training_recipe(spec, arm.key, seed=s, epochs=epochs)
+            for s in seeds for arm in variants(spec)]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = list(pool.map(lambda r: _run(spec, r, log_dir, reuse), plan))
     return {arm.key: [r for r in runs if r["variant"] == arm.key] for arm in variants(spec)}
@@ -100,7 +101,7 @@ def build_card(name: str, seeds: list[int], epochs: int | None, jobs: int, log_d
     committed = _install_weights(spec, by_variant[committed_variant.key][0])
     model = spec.load()
     inputs, targets = spec.data.heldout()
-    recipe = recipe_for(spec, epochs=epochs)
+    recipe = training_recipe(spec, epochs=epochs)
     return {
         "model": name, "task": spec.task, "paper": spec.card.paper,
         "description": spec.description,
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.card", description=__doc__.split("\n")[0])
     p.add_argument("model")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=None, help="default: the spec's recipe")
+    p.add_argument("--epochs", type=int, default=None, help="default: the spec's training recipe")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--log-dir", type=Path, default=None, help="run logs (default: a /tmp dir)")
     p.add_argument("--reuse", action="store_true",

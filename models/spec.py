@@ -127,7 +127,7 @@ class ModelSpec:
     input: InputSpec
     outputs: tuple[OutputSpec, ...]
     extra_inputs: tuple[TensorInputSpec, ...] = ()   # forward's arguments after the image
-    postprocess: dict | None = None          # default: the task's postprocess kind
+    postprocess: dict | None = None          # what differs from the task's postprocess defaults
     weights: str | None = None
     labels: list[str] | None = None
     data: DataSpec | None = None
@@ -143,8 +143,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         task = get_task(self.task)
-        if self.postprocess is None:
-            object.__setattr__(self, "postprocess", task.default_postprocess())
+        object.__setattr__(self, "postprocess", task.default_postprocess() | (self.postprocess or {}))
         if self.data is not None:
             if self.calibration is None:
                 object.__setattr__(self, "calibration", self.data.calibration)

@@ -4,9 +4,9 @@
                                 [--out PATH] [--batch-size B] [--threads 1]
     pocket train NAME ...                      (the same entry point)
 
-The model's TrainSpec gives the loss(es), forward, augmentation and recipe; its DataSpec
+The model's TrainSpec gives the loss(es), forward, augmentation and training recipe; its DataSpec
 the train and held-out splits; its task the held-out metric. `--variant` picks an arm of
-the card's ablation (another loss, or another zoo model trained with this recipe).
+the card's ablation (another loss, or another zoo model trained with this training recipe).
 Runs unchanged under `torchrun` (DistributedDataParallel, gloo on CPU): WORLD_SIZE/RANK
 from the environment select the distributed path; only rank 0 evaluates and writes.
 Bit-exact reproduction holds for the same world size, thread count and torch build.
@@ -34,8 +34,9 @@ from models.weights_io import save_weights
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """Everything that defines one training run."""
+class TrainingRecipe:
+    """Everything that defines one training run ("recipe" alone, elsewhere, is a
+    quantization recipe)."""
 
     variant: str = ""
     loss: str = ""
@@ -49,13 +50,13 @@ class Recipe:
     max_steps: int | None = None
 
 
-def recipe_for(spec: ModelSpec, variant: str | None = None, **overrides) -> Recipe:
-    """The spec's recipe for one variant (default: the committed one), with overrides."""
+def training_recipe(spec: ModelSpec, variant: str | None = None, **overrides) -> TrainingRecipe:
+    """The spec's training recipe for one variant (default: the committed one), with overrides."""
     ts = _training(spec)
     arm = _variant(spec, variant)
-    base = Recipe(variant=arm.key, loss=arm.loss or next(iter(ts.losses)), epochs=ts.epochs,
-                  batch_size=ts.batch_size, lr=ts.lr, weight_decay=ts.weight_decay,
-                  warmup_epochs=ts.warmup_epochs)
+    base = TrainingRecipe(variant=arm.key, loss=arm.loss or next(iter(ts.losses)), epochs=ts.epochs,
+                          batch_size=ts.batch_size, lr=ts.lr, weight_decay=ts.weight_decay,
+                          warmup_epochs=ts.warmup_epochs)
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -119,7 +120,7 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _run_epoch(net: nn.Module, opt, sched, loss_fn, augment, recipe: Recipe, batches: list,
+def _run_epoch(net: nn.Module, opt, sched, loss_fn, augment, recipe: TrainingRecipe, batches: list,
                x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, step: int) -> tuple[float, int]:
     """One pass over `batches` (index tensors); returns (mean loss, global step)."""
     total, done = 0.0, 0
@@ -137,13 +138,14 @@ def _run_epoch(net: nn.Module, opt, sched, loss_fn, augment, recipe: Recipe, bat
     return total / max(1, done), step
 
 
-def _model_under_training(spec: ModelSpec, recipe: Recipe) -> nn.Module:
+def _model_under_training(spec: ModelSpec, recipe: TrainingRecipe) -> nn.Module:
     arm = _variant(spec, recipe.variant or None)
     return (get(arm.model) if arm.model else spec).build()
 
 
-def train(name: str, recipe: Recipe, out: Path | None, log=print) -> dict:
-    """Train model `name` with `recipe`; rank 0 writes `out` and returns the results dict."""
+def train(name: str, recipe: TrainingRecipe, out: Path | None, log=print) -> dict:
+    """Train model `name` with the training recipe `recipe`; rank 0 writes `out` and returns
+    the results dict (its "recipe" is that training recipe)."""
     rank, world = _dist_env()
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.threads)
@@ -212,8 +214,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     spec = get(args.model)
-    recipe = recipe_for(spec, args.variant, epochs=args.epochs, batch_size=args.batch_size,
-                        seed=args.seed, threads=args.threads, max_steps=args.steps)
+    recipe = training_recipe(spec, args.variant, epochs=args.epochs, batch_size=args.batch_size,
+                             seed=args.seed, threads=args.threads, max_steps=args.steps)
     result = train(args.model, recipe, args.out)
     if args.result_json is not None and int(os.environ.get("RANK", "0")) == 0:
         args.result_json.parent.mkdir(parents=True, exist_ok=True)

@@ -100,7 +100,7 @@ class Candidate:
 
     name: str
     call: Callable[[], Any]
-    meta: dict = field(default_factory=dict)     # backend, recipe, runtime, file, kind ...
+    meta: dict = field(default_factory=dict)     # backend (see records), recipe, runtime, file, kind ...
     load_ms: float | None = None
     first_ms: float | None = None
     peak_rss_delta_bytes: int | None = None      # peak RSS growth while loading + first runs
@@ -180,17 +180,17 @@ def set_threads(runtime: str, threads: int) -> None:
 
         torch.set_num_threads(threads)
         return
-    from runtime_py.runtimes import set_threads as backend_threads
+    from runtime_py.runtimes import set_threads as set_runtime_threads
 
-    backend_threads(runtime, threads)
+    set_runtime_threads(runtime, threads)
 
 
 # ---------------------------------------------------------------- Session overhead
-def backend_raw_call(backend: Any, inputs: list[np.ndarray]) -> Callable[[], Any] | None:
-    """The bare runtime call of an open runtime_py backend, on the *same* loaded model (two
+def runner_raw_call(runner: Any, inputs: list[np.ndarray]) -> Callable[[], Any] | None:
+    """The bare runtime call of an open runtime_py runner, on the *same* loaded model (two
     loads of one model can differ by several percent): no checks, no conversions, no
-    post-processing. None for a backend without one."""
-    raw_call = getattr(backend, "raw_call", None)
+    post-processing. None for a runner without one."""
+    raw_call = getattr(runner, "raw_call", None)
     return raw_call(list(inputs)) if raw_call is not None else None
 
 
@@ -200,7 +200,7 @@ def session_overhead(session: Any, inputs: tuple, iters: int, warmup: int = 10,
     interleaved in warm turns of `block` calls: {"raw_ms", "run_raw_ms", "run_ms",
     "run_raw_overhead_pct", "run_overhead_pct"} (trimmed means), or None. `inputs`: one
     array per model input."""
-    raw = backend_raw_call(getattr(session, "_backend", None), inputs)
+    raw = runner_raw_call(getattr(session, "_runner", None), inputs)
     if raw is None:
         return None
     cands = [prepare("raw", lambda: raw, warmup),
@@ -267,8 +267,12 @@ def device_info() -> dict:
             "os_version": platform.release(), "python": platform.python_version()}
 
 
-def runtime_versions(dists: Sequence[str] = ("executorch", "ai-edge-litert", "torch",
-                                             "onnxruntime", "numpy")) -> dict[str, str]:
+def runtime_versions(dists: Sequence[str] | None = None) -> dict[str, str]:
+    """Installed versions of every registered runtime (and torch, onnxruntime, numpy)."""
+    from runtime_py.runtimes import RUNTIMES
+
+    if dists is None:
+        dists = ("torch", *(d for r in RUNTIMES for d in r.distributions), "onnxruntime", "numpy")
     out = {}
     for d in dists:
         try:
@@ -289,7 +293,10 @@ METRICS = (("load_ms", "load_time", "ms"), ("first_ms", "first_inference", "ms")
 
 def records(model: str, candidate: Candidate, stats: dict, threads: int,
             device: dict, extra: dict | None = None) -> list[dict]:
-    """Flat benchmark records (one per metric) in ExecuTorch's benchmark-record style."""
+    """Flat benchmark records (one per metric) in ExecuTorch's benchmark-record style.
+    `benchmarkModel.backend` keeps ExecuTorch's benchmark-app field name; it holds
+    meta["backend"], the artifact's file-name tag (xnnpack, litert, coreml) or a
+    reference's name (pytorch-eager, onnxruntime-cpu), not our word for a runtime."""
     meta = candidate.meta
     values = dict(stats)
     values.update({"load_ms": candidate.load_ms, "first_ms": candidate.first_ms,

@@ -17,6 +17,10 @@ class UsageError(PocketError):
     exit_code = 2
 
 
+class ExtraInputsError(UsageError):
+    """The extra inputs given do not match the ones the model takes (count or shape)."""
+
+
 class IntegrityError(PocketError):
     """A bundle or artifact that does not match its manifest."""
 

@@ -47,9 +47,9 @@ def aggregate(events: list[tuple[str, float]], top: int | None = None) -> list[d
 def profile(runtime: str, path: str | Path, example: np.ndarray, iters: int = 20,
             threads: int = 1) -> dict:
     """The per-operator profile of one artifact, or why this runtime build cannot give one."""
-    from runtime_py.runtimes import profile as backend_profile
+    from runtime_py.runtimes import profile as runtime_profile
 
-    return backend_profile(runtime, Path(path), example, iters, threads)
+    return runtime_profile(runtime, Path(path), example, iters, threads)
 
 
 def executorch_profile(path: Path, example: np.ndarray, iters: int) -> dict:

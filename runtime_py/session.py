@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from runtime_py import manifest as mf
-from runtime_py.runtimes import RUNTIME_BY_SUFFIX, open_backend
-from runtime_py.errors import IntegrityError, PocketError, UnsupportedError, UsageError, signal_name
+from runtime_py.runtimes import RUNTIME_BY_SUFFIX, open_runner
+from runtime_py.errors import (ExtraInputsError, IntegrityError, PocketError, UnsupportedError,
+                               UsageError, signal_name)
 from runtime_py.integrity import sha256_of
 from runtime_py.postprocess import get_postprocessor
 from runtime_py.preprocess import image_to_tensor, is_ready_tensor, open_image, preprocess
@@ -30,7 +31,7 @@ class Session:
         self._threads = threads
         runtime = entry["runtime"] if entry else RUNTIME_BY_SUFFIX[artifact_path.suffix]
         self._runtime = runtime
-        self._backend = open_backend(runtime, artifact_path, threads=threads)
+        self._runner = open_runner(runtime, artifact_path, threads=threads)
         self._lock = threading.Lock()
         self._labels = _read_labels(bundle, manifest) if manifest else None
         self._post = get_postprocessor(manifest["postprocess"]["kind"])(
@@ -42,12 +43,14 @@ class Session:
         return self._manifest
 
     @property
-    def backend(self) -> str:
-        """Which runtime executes this artifact here: 'executorch/xnnpack', 'litert/litert',
-        'coreml' (Core ML itself, on macOS) or 'coreml/emulated' (runtime_py's interpreter)."""
-        label = getattr(self._backend, "label", self._runtime)
-        delegate = self._entry.get("backend") if self._entry else None
-        if label != self._runtime or not delegate or delegate == self._runtime:
+    def runtime_label(self) -> str:
+        """What runs this artifact here, runtime/delegate: 'executorch/xnnpack',
+        'litert/xnnpack', 'coreml' (Core ML itself, on macOS), 'coreml/emulated' (runtime_py's
+        Core ML interpreter) or 'executorch/coreml/emulated'. The manifest records it as the
+        artifact's verification "runtime"."""
+        label = getattr(self._runner, "label", self._runtime)
+        delegate = self._entry.get("delegate") if self._entry else None
+        if label != self._runtime or not delegate:
             return label
         return f"{label}/{delegate}"
 
@@ -91,14 +94,14 @@ class Session:
         """Run the runtime on ready input tensors (the image tensor, then any extra
         inputs); the raw float32 outputs."""
         with self._lock:
-            return self._backend.run([tensor, *extra])
+            return self._runner.run([tensor, *extra])
 
     def run_samples(self, tensors: np.ndarray, *extra: np.ndarray) -> list[np.ndarray]:
         """N ready samples ([N, ...] per input, the model's batch axis holding N): the raw
         outputs, stacked, as N calls of run_raw give them (the runtime may run them together
         where that is bit-identical)."""
         with self._lock:
-            return self._backend.run_samples([tensors, *extra])
+            return self._runner.run_samples([tensors, *extra])
 
     def run(self, x: Any, *extra: np.ndarray) -> dict:
         """Preprocess, run, postprocess. `x` is an image (or a ready tensor); a model with
@@ -118,13 +121,13 @@ class Session:
             return [np.ascontiguousarray(np.asarray(t, dtype=np.float32)) for t in extra]
         want = self.extra_inputs
         if len(extra) != len(want):
-            names = ", ".join(e["name"] for e in want) or "none"
-            raise UsageError(f"this model takes the image and {len(want)} extra input(s) "
-                             f"({names}); {len(extra)} given")
+            names = ", ".join(f"{e['name']} {e['shape']}" for e in want) or "none"
+            raise ExtraInputsError(f"this model takes the image and {len(want)} extra input(s) "
+                                   f"({names}); {len(extra)} given")
         tensors = []
         for t, spec in zip(extra, want):
             if not hasattr(t, "shape") or list(np.shape(t)) != list(spec["shape"]):
-                raise UsageError(f"extra input '{spec['name']}' must be a float32 array of shape "
+                raise ExtraInputsError(f"extra input '{spec['name']}' must be a float32 array of shape "
                                  f"{spec['shape']}, got {list(np.shape(t)) if hasattr(t, 'shape') else type(t).__name__}")
             tensors.append(np.ascontiguousarray(np.asarray(t, dtype=np.float32)))
         return tensors
@@ -217,9 +220,9 @@ import os, sys
 os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 from pathlib import Path
 import numpy as np
-from runtime_py.runtimes import RUNTIME_BY_SUFFIX, open_backend
-backend = open_backend(sys.argv[1], Path(sys.argv[2]))
-backend.run([np.zeros(s, np.float32) for s in getattr(backend, "input_shapes", [])])
+from runtime_py.runtimes import open_runner
+runner = open_runner(sys.argv[1], Path(sys.argv[2]))
+runner.run([np.zeros(s, np.float32) for s in getattr(runner, "input_shapes", [])])
 """
 
 

@@ -11,20 +11,17 @@ import numpy as np
 
 from runtime_py import manifest as mf
 from runtime_py.errors import PocketError, one_line
-from runtime_py.integrity import sha256_of, size_of
+from runtime_py.integrity import sha256_of
 from runtime_py.session import check_artifacts
-from sdk_builder.quantize import budget as select, calibration
-from sdk_builder.bundle import staged_bundle, write_tensor
+from sdk_builder.bundle import artifact_entry, bundle_name, staged_bundle, write_tensor
 from sdk_builder.formats import ExportJob, Format
 from sdk_builder.formats._common import version
 from sdk_builder.progress import Steps, capture_native_output
-from sdk_builder.verify import (FLOAT_RECIPES, FP32_MAX_ABS_ERROR, Reference, VerificationError,
+from sdk_builder.quantize import budget as select, calibration, recipes
+from sdk_builder.verify import (FP32_MAX_ABS_ERROR, Reference, VerificationError,
                                 torch_reference, verify_artifact)
 
 GOLDEN_CASES = 4
-DEFAULT_DROP_BUDGET = 1.0   # points; above it the report explains where quantization breaks
-TOOLCHAIN = ("pocketvision", "torch", "torchao", "executorch", "litert-torch", "ai-edge-litert",
-             "ai-edge-quantizer", "coremltools", "numpy")
 
 
 class ExportError(PocketError):
@@ -50,7 +47,13 @@ class BuildRequest:
 
 
 def toolchain_versions() -> dict[str, str]:
-    return {dist: version(dist) for dist in TOOLCHAIN}
+    """Versions of what wrote and verified the bundle: the formats' and runtimes' toolchains."""
+    from runtime_py.runtimes import RUNTIMES
+    from sdk_builder.formats import FORMATS
+
+    dists = ("pocketvision", "torch", "torchao", *(d for f in FORMATS for d in f.toolchain),
+             *(d for r in RUNTIMES for d in r.distributions), "ai-edge-quantizer", "numpy")
+    return {dist: version(dist) for dist in dict.fromkeys(dists)}
 
 
 def _golden_inputs(spec, evaluation) -> list[tuple[np.ndarray, ...]]:
@@ -130,7 +133,7 @@ class Canonical:
     def for_format(self, fmt: str, recipe: str | None = None) -> tuple[object, list[str]]:
         from sdk_builder.passes import PASSES, canonicalize
 
-        if not self.enabled:
+        if not self.enabled or (recipe and recipes.recipe(recipe).needs_layers):
             return self.module, []
         key = tuple(p.name for p in PASSES if p.concerns(fmt, recipe))
         if key not in self._by_passes:
@@ -160,7 +163,7 @@ def _export(fmt: Format, recipe: str, canon: Canonical, spec, stage: Path,
                     out_path=stage / name, calibration=calib, keep_float=tuple(spec.keep_float),
                     input_names=("input", *(e.name for e in spec.extra_inputs)))
     try:
-        result = fmt.exporter()(job)
+        result = fmt.export(job)
     except PocketError:
         raise
     except OSError as exc:
@@ -171,25 +174,22 @@ def _export(fmt: Format, recipe: str, canon: Canonical, spec, stage: Path,
     except Exception as exc:  # toolchain failures: name the format, the op, the user's line
         raise ExportError(f"{fmt.name} {recipe} export failed: {type(exc).__name__}: "
                           f"{one_line(exc, 300)}{export_failure(exc, canon.graph())}") from exc
-    entry = {"file": name, "format": fmt.name, "backend": fmt.backend, "runtime": fmt.runtime,
-             "recipe": recipe, "recipe_details": result.details,
-             "sha256": sha256_of(result.path), "size_bytes": size_of(result.path),
-             "delegation": result.delegation, "canonical_passes": passes, "golden_outputs": [],
-             "verification": {"status": "structure-only"}}
-    return entry, result.quantized_module
+    return artifact_entry(fmt, recipe, result, passes), result.quantized_module
 
 
-def _skip(manifest: dict, fmt: str, recipe: str, reason: str, steps: Steps) -> None:
-    manifest["skipped"].append({"format": fmt, "recipe": recipe, "reason": reason})
-    steps.console.print(f"[yellow]warning:[/] {reason}", soft_wrap=True)
+def _not_built(unbuilt: list[dict], fmt: str, recipe: str, reason: str, steps: Steps,
+               applicable: bool = True) -> None:
+    """Record an artifact of the plan that was not built (or not kept), and say so."""
+    unbuilt.append({"format": fmt, "recipe": recipe, "reason": reason, "applicable": applicable})
+    level = "[yellow]warning:[/]" if applicable else "[cyan]note:[/]"
+    steps.console.print(f"{level} {reason}", soft_wrap=True)
 
 
-def _drop_artifact(stage: Path, manifest: dict, entry: dict, reason: str, steps: Steps) -> None:
-    from sdk_builder.quantize.budget import remove_artifact
-
+def _drop_artifact(stage: Path, manifest: dict, entry: dict, reason: str, steps: Steps,
+                   unbuilt: list[dict]) -> None:
     manifest["artifacts"].remove(entry)
-    remove_artifact(stage, entry)
-    _skip(manifest, entry["format"], entry["recipe"], reason, steps)
+    select.remove_artifact(stage, entry)
+    _not_built(unbuilt, entry["format"], entry["recipe"], reason, steps)
 
 
 def _explain_drop(entry: dict, module, quantized, ref: Reference, max_drop: float | None,
@@ -200,20 +200,57 @@ def _explain_drop(entry: dict, module, quantized, ref: Reference, max_drop: floa
     from sdk_builder.quantize.layerwise import graph_of, worst_layers
 
     evaluation = entry["verification"].get("evaluation") or {}
-    budget = DEFAULT_DROP_BUDGET if max_drop is None else max_drop
+    budget = select.DEFAULT_MAX_DROP if max_drop is None else max_drop
     if evaluation.get("drop_points", 0.0) <= budget:
         return
     cases = ref.golden_inputs if ref.eval_inputs is None else \
         [(ref.eval_inputs[i:i + 1],) for i in range(min(16, len(ref.eval_inputs)))]
-    if quantized is None and evaluation.get("estimated"):   # Core ML: its weights, emulated
-        from sdk_builder.quantize.estimate import emulate_weights
+    if quantized is None and evaluation.get("estimated"):   # Core ML: its weights, in PyTorch
+        from sdk_builder.quantize.estimate import compressed_twin
 
-        quantized = graph_of(emulate_weights(module, entry["recipe"]),
+        quantized = graph_of(compressed_twin(module, entry["recipe"]),
                              tuple(torch.from_numpy(x) for x in cases[0]))
     if quantized is None:
         return
     with steps.step(f"layer-wise SNR of {entry['file']} (drop over {budget:g} points)"):
         entry["verification"]["worst_layers"] = worst_layers(module, quantized, cases)
+
+
+def _build_one(fmt: Format, recipe: str, canon: Canonical, req: BuildRequest, stage: Path,
+               manifest: dict, context: tuple, steps: Steps, unbuilt: list[dict]) -> None:
+    """Export and verify one artifact of the plan; what fails lands in `unbuilt`."""
+    from rich.markup import escape
+
+    from sdk_builder.report import delegation_note
+
+    module, ref, calib = context
+    try:
+        with steps.step(f"export {fmt.name} {recipe}"):
+            entry, quantized = _export(fmt, recipe, canon, req.spec, stage, calib)
+    except ExportError as exc:
+        _not_built(unbuilt, fmt.name, recipe, str(exc), steps)
+        return
+    manifest["artifacts"].append(entry)
+    try:
+        with steps.step(f"verify {entry['file']}"):
+            verify_artifact(stage, manifest, entry, ref, module)
+    except PocketError as exc:  # exported, but its runtime cannot run or even load it
+        _drop_artifact(stage, manifest, entry, f"{fmt.name} {recipe}: exported, but {exc}", steps,
+                       unbuilt)
+        return
+    if entry["verification"]["status"] == "failed":
+        if recipes.recipe(recipe).reference:
+            raise VerificationError(f"{entry['file']}: {entry['verification']['reason']}")
+        _drop_artifact(stage, manifest, entry, f"{fmt.name} {recipe}: exported, but "
+                       f"{entry['verification']['reason']}", steps, unbuilt)
+        return
+    if entry["recipe_details"].get("warning"):
+        steps.console.print(f"[yellow]warning:[/] {escape(entry['file'])}: "
+                            f"{escape(entry['recipe_details']['warning'])}", soft_wrap=True)
+    note = delegation_note(entry)
+    if note:
+        steps.console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    _explain_drop(entry, module, quantized, ref, req.max_drop, steps)
 
 
 def build(req: BuildRequest, steps: Steps | None = None) -> tuple[Path, dict]:
@@ -222,7 +259,7 @@ def build(req: BuildRequest, steps: Steps | None = None) -> tuple[Path, dict]:
     steps = steps or Steps(quiet=True)
     spec = req.spec
     plan = select.candidates(req.target, req.recipes, exhaustive=req.max_drop is not None)
-    name = f"{spec.name}-{req.target}"
+    name = bundle_name(spec.name, req.target)
     weights = Path(req.weights) if req.weights else spec.weights_path()
     log = Path(req.out_dir) / f".{name}.build.log"
     with staged_bundle(Path(req.out_dir), name) as stage:
@@ -240,9 +277,7 @@ def build(req: BuildRequest, steps: Steps | None = None) -> tuple[Path, dict]:
 
 
 def _build_into(stage: Path, req: BuildRequest, plan, weights, steps: Steps) -> dict:
-    from rich.markup import escape
-
-    from sdk_builder.report import delegation_note, write_report
+    from sdk_builder.report import write_report
 
     spec = req.spec
     with steps.step(f"load {spec.name} ({weights.name if weights else 'no weights file'})"):
@@ -260,38 +295,21 @@ def _build_into(stage: Path, req: BuildRequest, plan, weights, steps: Steps) -> 
     import torch
 
     canon = Canonical(module, tuple(torch.zeros(s) for s in spec.input_shapes), tuple(spec.keep_float))
+    unbuilt: list[dict] = []       # planned artifacts not built or not kept, with the reason
     for fmt, recipe in plan:
-        try:
-            with steps.step(f"export {fmt.name} {recipe}"):
-                entry, quantized = _export(fmt, recipe, canon, spec, stage, calib)
-        except ExportError as exc:
-            _skip(manifest, fmt.name, recipe, str(exc), steps)
+        why_not = recipes.recipe(recipe).why_not(module)
+        if why_not:
+            _not_built(unbuilt, fmt.name, recipe, f"{fmt.name} {recipe}: not applicable: {why_not}",
+                       steps, applicable=False)
             continue
-        manifest["artifacts"].append(entry)
-        try:
-            with steps.step(f"verify {entry['file']}"):
-                verify_artifact(stage, manifest, entry, ref, module)
-        except PocketError as exc:  # exported, but its runtime cannot run or even load it
-            _drop_artifact(stage, manifest, entry, f"{fmt.name} {recipe}: exported, but {exc}", steps)
-            continue
-        if entry["verification"]["status"] == "failed":
-            if recipe in FLOAT_RECIPES:
-                raise VerificationError(f"{entry['file']}: {entry['verification']['reason']}")
-            _drop_artifact(stage, manifest, entry, f"{fmt.name} {recipe}: exported, but "
-                           f"{entry['verification']['reason']}", steps)
-            continue
-        if entry["recipe_details"].get("warning"):
-            steps.console.print(f"[yellow]warning:[/] {escape(entry['file'])}: "
-                                f"{escape(entry['recipe_details']['warning'])}", soft_wrap=True)
-        note = delegation_note(entry)
-        if note:
-            steps.console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
-        _explain_drop(entry, module, quantized, ref, req.max_drop, steps)
+        _build_one(fmt, recipe, canon, req, stage, manifest, (module, ref, calib), steps, unbuilt)
     if not manifest["artifacts"]:
-        raise ExportError("no artifact could be built: " + "; ".join(s["reason"] for s in manifest["skipped"]))
+        raise ExportError("no artifact could be built: " + "; ".join(u["reason"] for u in unbuilt))
     if req.max_drop is not None:
         with steps.step(f"keep the smallest artifact per format within a {req.max_drop:g}-point drop"):
-            select.keep_within_budget(stage, manifest, req.max_drop)
+            select.keep_within_budget(stage, manifest, req.max_drop, unbuilt)
+    else:
+        manifest["skipped"] = [{k: u[k] for k in ("format", "recipe", "reason")} for u in unbuilt]
     with steps.step("write manifest and report"):
         mf.write(stage, manifest)
         write_report(stage, manifest)

@@ -23,6 +23,23 @@ from runtime_py.errors import PocketError
 MIN_FREE_BYTES = 64 * 2**20   # refuse to start a build with less free space in the output folder
 
 
+def bundle_name(model: str, target: str) -> str:
+    """The folder `pocket build` writes for a model and target: dist/<model>-<target>."""
+    return f"{model}-{target}"
+
+
+def artifact_entry(fmt, recipe: str, result, passes: list[str] = ()) -> dict:
+    """The manifest entry of an exported artifact (a Format row, its ExportResult), before
+    verification fills in 'verification' and 'golden_outputs'."""
+    from runtime_py.integrity import sha256_of, size_of
+
+    return {"file": result.path.name, "format": fmt.name, "runtime": fmt.runtime,
+            "delegate": fmt.delegate, "recipe": recipe, "recipe_details": result.details,
+            "sha256": sha256_of(result.path), "size_bytes": size_of(result.path),
+            "delegation": result.delegation, "canonical_passes": list(passes),
+            "golden_outputs": [], "verification": {"status": "structure-only"}}
+
+
 class BundleError(PocketError):
     """The output folder cannot take the bundle."""
 

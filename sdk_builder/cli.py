@@ -10,9 +10,10 @@ from pathlib import Path
 
 import click
 
-from runtime_py.errors import PocketError, UsageError, one_line
+from runtime_py.errors import ExtraInputsError, PocketError, UsageError, one_line
 from models.tasks import TASK_NAMES, TASKS
-from sdk_builder.formats import FORMATS, RECIPES, TARGETS
+from sdk_builder.formats import FORMATS, TARGETS
+from sdk_builder.quantize.recipes import RECIPES
 
 BUNDLE = click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path)
 
@@ -69,7 +70,10 @@ def list_cmd(as_json: bool) -> None:
                 "verified_here": f.verified_here} for f in FORMATS]
     targets = {t: [f"{f}:{r}" for f, r in pairs] for t, pairs in TARGETS.items()}
     if as_json:
-        _echo_json({"models": models, "formats": formats, "targets": targets, "recipes": RECIPES})
+        recipes = [{"name": r.name, "summary": r.summary, "quantizes": r.quantizes,
+                    "compute": r.compute, "calibrated": r.calibrated, "applies_to": r.applies_to}
+                   for r in RECIPES]
+        _echo_json({"models": models, "formats": formats, "targets": targets, "recipes": recipes})
         return
     from rich.table import Table
 
@@ -86,6 +90,12 @@ def list_cmd(as_json: bool) -> None:
         table.add_column(col)
     for f in formats:
         table.add_row(f["name"], f["suffix"], ", ".join(f["recipes"]), f["runs_on"], f["verified_here"])
+    console.print(table)
+    table = Table(title="recipes")
+    for col in ("recipe", "quantizes", "compute", "calibrated", "applies to"):
+        table.add_column(col)
+    for r in RECIPES:
+        table.add_row(r.name, r.quantizes, r.compute, "yes" if r.calibrated else "no", r.applies_to)
     console.print(table)
     for target, pairs in targets.items():
         console.print(f"[bold]{target}[/]: {', '.join(pairs)}")
@@ -147,7 +157,7 @@ def _model_spec(model: str | None, model_file: str | None, input_shapes: tuple[s
 @click.option("--target", "-t", default="android", show_default=True,
               help=f"One of: {', '.join(TARGETS)}.")
 @click.option("--recipe", "-r", "recipes", multiple=True,
-              help=f"Only these recipes (repeatable): {', '.join(RECIPES)}.")
+              help=f"Only these recipes (repeatable): {', '.join(r.name for r in RECIPES)}.")
 @click.option("--max-drop", type=click.FloatRange(min=0), default=None,
               help="Task-metric budget in points: try every recipe of each format and keep the "
                    "smallest artifact within it.")
@@ -268,13 +278,12 @@ def run(bundle: Path, image: Path, artifact: str | None, threads: int | None,
     extra = [_npy(p) for p in extra_inputs]
     with _runtime_chatter_hidden():
         session = runtime_py.load(bundle, artifact=artifact, threads=threads)
-        if len(extra) != len(session.extra_inputs):
-            wanted = ", ".join(f"{e['name']} {e['shape']}" for e in session.extra_inputs) or "none"
-            raise UsageError(f"this model takes the image and {len(session.extra_inputs)} extra "
-                             f"input(s) ({wanted}): pass one --extra-input file.npy per extra "
-                             f"input, {len(extra)} given")
         upright = open_image(image)
-        result = session.run(upright, *extra)
+        try:
+            result = session.run(upright, *extra)
+        except ExtraInputsError as exc:
+            raise ExtraInputsError(f"{exc}: pass one --extra-input file.npy per extra input, "
+                                   "in the manifest's order") from None
     params = session.manifest["postprocess"]
     kind = get_kind(params["kind"])
     if picture is not None:
@@ -283,7 +292,7 @@ def run(bundle: Path, image: Path, artifact: str | None, threads: int | None,
     if as_json:
         _echo_json(summary | ({"picture": str(picture)} if picture else {}))
         return
-    click.echo(f"{session.path.name} ({session.backend}):")
+    click.echo(f"{session.path.name} ({session.runtime_label}):")
     for line in kind.lines(result):
         click.echo(line)
     if picture is not None:

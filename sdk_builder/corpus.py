@@ -20,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime_py import manifest as mf
-from runtime_py.errors import UsageError, one_line
+from models.tasks import TASK_NAMES
+from runtime_py.errors import UsageError, did_you_mean, one_line
+from sdk_builder.bundle import bundle_name
 from sdk_builder.formats import plan_target
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +42,9 @@ def read_metadata(path: Path) -> dict:
     if missing:
         raise UsageError(f"{path.name} lacks {', '.join(missing)} (corpus files declare FAMILY, "
                          "INPUT_SHAPES and TASK)")
+    if values["TASK"] not in TASK_NAMES:
+        raise UsageError(f"{path.name}: TASK {values['TASK']!r} is not a task; choose one of "
+                         f"{', '.join(TASK_NAMES)}{did_you_mean(str(values['TASK']), TASK_NAMES)}")
     return {"family": values["FAMILY"], "input_shapes": [list(s) for s in values["INPUT_SHAPES"]],
             "task": values["TASK"]}
 
@@ -81,7 +86,7 @@ def build_one(path: Path, meta: dict, target: str, out: Path) -> dict:
     row = {"model": path.stem, **meta, "cells": {}}
     wanted = columns(target)
     shapes = [arg for s in meta["input_shapes"] for arg in ("--input-shape", ",".join(map(str, s)))]
-    task = meta["task"] if meta["task"] in ("classification", "segmentation", "raw") else "raw"
+    task = meta["task"]
     start = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -93,7 +98,7 @@ def build_one(path: Path, meta: dict, target: str, out: Path) -> dict:
         code, stderr = None, f"error: the build took more than {MODEL_TIMEOUT} s"
     row["seconds"] = round(time.perf_counter() - start, 1)
     row["exit_code"] = code
-    bundle = out / f"{path.stem}-{target}"
+    bundle = out / bundle_name(path.stem, target)
     manifest = mf.read(bundle) if (bundle / mf.MANIFEST_NAME).is_file() else None
     if manifest is None:
         lines = [ln for ln in stderr.splitlines() if ln.startswith("error:")] or stderr.splitlines()[-1:]

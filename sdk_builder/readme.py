@@ -9,13 +9,14 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from sdk_builder.formats import RECIPES, formats_markdown_table
+from sdk_builder.formats import formats_markdown_table
+from sdk_builder.quantize.recipes import RECIPES
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _formats() -> str:
-    recipes = "\n".join(f"- `{name}`: {text}" for name, text in RECIPES.items())
+    recipes = "\n".join(f"- `{r.name}`: {r.summary}" for r in RECIPES)
     return f"{formats_markdown_table()}\n\nRecipes:\n{recipes}"
 
 

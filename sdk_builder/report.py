@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sdk_builder.quantize.recipes import REFERENCE
+
 
 def human_size(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
@@ -32,7 +34,7 @@ def fp32_reference_bytes(manifest: dict, fmt: str) -> int:
     artifact when it was built (kept or tried), else the model's parameters as float32."""
     built = manifest["artifacts"] + (manifest.get("selection") or {}).get("tried", [])
     for entry in built:
-        if entry["format"] == fmt and entry["recipe"] == "fp32":
+        if entry["format"] == fmt and entry["recipe"] == REFERENCE and entry.get("size_bytes"):
             return int(entry["size_bytes"])
     return 4 * int(manifest["model"]["params"])
 
@@ -175,6 +177,9 @@ def _selection_lines(manifest: dict) -> list[str]:
              "| format | recipe | size | vs fp32 | SNR dB | drop (pts) | kept | why |",
              "|---|---|---|---|---|---|---|---|"]
     for t in selection["tried"]:
+        if t["size_bytes"] is None:      # not applicable, or not built: the reason is the row
+            lines.append(f"| {t['format']} | `{t['recipe']}` | – | – | – | – | no | {t['why']} |")
+            continue
         drop = "n/a" if t["drop_points"] is None else \
             f"{t['drop_points']:+.2f}{' (est.)' if t['estimated'] else ''}"
         ratio = t["size_bytes"] / fp32_reference_bytes(manifest, t["format"])
@@ -258,7 +263,7 @@ def write_report(bundle: Path, manifest: dict) -> Path:
               f"{manifest['tolerances']['fp32_max_abs_error']:.0e} max abs error.", ""]
     lines += _selection_lines(manifest) + _diagnosis_lines(manifest)
     write_chart(bundle, manifest)
-    if manifest.get("selection"):
+    if any(t["size_bytes"] is not None for t in manifest.get("selection", {}).get("tried", [])):
         write_selection_chart(bundle, manifest)
     path = Path(bundle) / "report.md"
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
@@ -275,7 +280,7 @@ def write_selection_chart(bundle: Path, manifest: dict) -> Path:
 
     selection = manifest["selection"]
     budget = selection["max_drop_points"]
-    tried = selection["tried"]
+    tried = [t for t in selection["tried"] if t["size_bytes"] is not None]   # built ones
     names = [f"{'★ ' if t['kept'] else ''}{t['format']} {t['recipe']}" for t in tried]
     ratios = [t["size_bytes"] / fp32_reference_bytes(manifest, t["format"]) for t in tried]
     drops = [t["drop_points"] for t in tried]

@@ -12,10 +12,10 @@ from runtime_py.errors import PocketError, UnsupportedError
 from runtime_py.session import Session, check_artifacts
 from sdk_builder.bundle import read_tensor, write_tensor
 from sdk_builder.quantize.parity import json_number, merge_parity, parity
+from sdk_builder.quantize import recipes
 
 # An fp32 artifact must reproduce PyTorch to this max abs error on the golden inputs.
 FP32_MAX_ABS_ERROR = 1e-4
-FLOAT_RECIPES = ("fp32",)
 EVAL_BATCH = 100   # eager reference only; artifacts run one sample at a time, as on a phone
 
 
@@ -147,13 +147,13 @@ def verify_runnable(stage: Path, manifest: dict, entry: dict, ref: Reference) ->
                       entry=entry, threads=1)
     golden = _golden_parity(session, stage, entry, ref)
     result = {"status": "passed", "golden": {k: json_number(v) for k, v in golden.items()},
-              "runtime": session.backend}
+              "runtime": session.runtime_label}
     if is_emulated(entry):
         result["emulated"] = True
     if ref.metric is not None:
         result["evaluation"] = _evaluation(session, ref)
     broken = exact_outputs_broken(result)
-    if entry["recipe"] in FLOAT_RECIPES and golden["max_abs_error"] > FP32_MAX_ABS_ERROR:
+    if recipes.recipe(entry["recipe"]).reference and golden["max_abs_error"] > FP32_MAX_ABS_ERROR:
         result["status"] = "failed"
         result["reason"] = (f"max abs error {golden['max_abs_error']:.2e} vs PyTorch exceeds "
                             f"{FP32_MAX_ABS_ERROR:.0e} for an fp32 artifact")
@@ -164,13 +164,13 @@ def verify_runnable(stage: Path, manifest: dict, entry: dict, ref: Reference) ->
 
 
 def _estimated_evaluation(module, recipe: str, ref: Reference) -> dict | None:
-    """The task metric of the PyTorch model with its weights compressed as `recipe` does,
-    for artifacts this machine cannot run (a Core ML-delegated .pte)."""
-    from sdk_builder.quantize.estimate import emulate_weights
+    """The task metric of the PyTorch model with its weights compressed as the Core ML
+    `recipe` does (sdk_builder.quantize.estimate), for an artifact that cannot run here."""
+    from sdk_builder.quantize.estimate import compressed_twin
 
     if ref.metric is None or module is None:
         return None
-    logits = eager_logits(emulate_weights(module, recipe), ref.eval_inputs)
+    logits = eager_logits(compressed_twin(module, recipe), ref.eval_inputs)
     return {**score(logits, ref), "estimated": True,
             "how": "PyTorch with the weights compressed as the recipe does (the artifact "
                    "itself cannot run here)"}
@@ -203,7 +203,7 @@ def verify_artifact(stage: Path, manifest: dict, entry: dict, ref: Reference, mo
     except UnsupportedError as exc:
         if not is_emulated(entry):
             raise
-        # an op outside the emulator's coverage: the artifact is fine for Core ML itself
+        # an op outside the interpreter's coverage: the artifact is fine for Core ML itself
         verify_structure(stage, manifest, entry, ref, module, why=f"not emulated: {exc}")
 
 

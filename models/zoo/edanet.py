@@ -157,8 +157,8 @@ SCENE_INPUT = InputSpec(shape=(1, 3, 128, 128), mean=MEAN, std=STD)
 
 
 def scene_postprocess() -> dict:
-    return {"kind": "segment", "palette": [list(c) for c in scenes.PALETTE],
-            "resize_back": "nearest", "alpha": 0.5}
+    """What the scene models add to the segmentation task's postprocess: the scene palette."""
+    return {"palette": [list(c) for c in scenes.PALETTE]}
 
 
 def scene_analysis(model: nn.Module, spec: ModelSpec) -> dict:

@@ -188,7 +188,7 @@ def skipnet_m() -> ModelSpec:
                         range=(0.0, 1.0), mean=(0.1307,) * 3, std=(0.3081,) * 3),
         outputs=(OutputSpec("logits", (1, 10),
                             "class logits; softmax gives probabilities over labels"),),
-        postprocess={"kind": "classify", "top_k": 3, "softmax": True},
+        postprocess={"top_k": 3},
         labels=[str(d) for d in range(10)],
         data=MNIST5K,
         training=TRAINING,

@@ -1,8 +1,12 @@
-"""Runtime backends: one module per runtime, one row per module in RUNTIMES.
+"""The runtimes: one package per runtime, one row per package in RUNTIMES.
 
-Each module `runtime_py.runtimes.<name>` implements the same interface:
+Words: a *runtime* runs an artifact (ExecuTorch, LiteRT, Core ML, or here our
+Core ML interpreter); a *delegate* is what a runtime hands ops to (XNNPACK, the Core ML
+delegate), the manifest's artifact "delegate". A *runner* is one artifact opened in its runtime.
 
-    Backend(path: Path, threads: int | None = None)     # opens the artifact
+Each package `runtime_py.runtimes.<name>` implements the same interface:
+
+    Runner(path: Path, threads: int | None = None)      # opens the artifact in the runtime
       .run(inputs: list[np.ndarray]) -> list[np.ndarray]   # float32 in, float32 out
       .raw_call(inputs) -> () -> Any     # the bare runtime call, no checks (bench overhead)
       .run_samples(inputs) -> outputs    # N samples ([N, ...] each) as N runs give them
@@ -17,9 +21,11 @@ Each module `runtime_py.runtimes.<name>` implements the same interface:
     profile(path, example, iters, threads) -> dict        # per-op times (runtime_py.op_profile)
 
 Session, verification and bench ask these functions; none of them tests a runtime's name.
-Modules import their runtime lazily, so `import runtime_py` stays fast. Adding a runtime
-is one module plus one RUNTIMES row (and its name in the manifest schema's enum, which
-tests/unit/test_backends.py keeps equal to RUNTIMES).
+Packages import their runtime lazily, so `import runtime_py` stays fast. Adding a runtime
+is one package plus one RUNTIMES row; everything else reads the registry (toolchain versions,
+bench threads, the reliability toy bundle), and tests name what cannot: the manifest schema's
+runtime enum (tests/unit/test_runtimes.py) and the damage matrix of
+tests/reliability/test_artifacts.py.
 """
 from __future__ import annotations
 
@@ -37,23 +43,26 @@ from runtime_py.manifest import input_shapes
 
 @dataclass(frozen=True)
 class Runtime:
-    name: str                       # the module name and the manifest's artifact "runtime"
+    name: str                       # the package name and the manifest's artifact "runtime"
     suffixes: tuple[str, ...]       # artifact file suffixes it opens
+    distributions: tuple[str, ...]  # what the runtime is installed as (versions in manifests, bench)
 
     def module(self) -> ModuleType:
         return importlib.import_module(f"{__name__}.{self.name}")
 
 
 RUNTIMES: tuple[Runtime, ...] = (
-    Runtime("executorch", (".pte",)),
-    Runtime("litert", (".tflite",)),
-    Runtime("coreml", (".mlpackage",)),
+    Runtime("executorch", (".pte",), ("executorch",)),
+    Runtime("litert", (".tflite",), ("ai-edge-litert",)),
+    Runtime("coreml", (".mlpackage",), ("coremltools",)),
 )
-BACKENDS = tuple(r.name for r in RUNTIMES)
+RUNTIME_NAMES = tuple(r.name for r in RUNTIMES)
 RUNTIME_BY_SUFFIX = {suffix: r.name for r in RUNTIMES for suffix in r.suffixes}
 
 
-class Backend(Protocol):
+class Runner(Protocol):
+    """One artifact opened in its runtime (what `open_runner` returns)."""
+
     input_shapes: list[tuple[int, ...]]
     output_shapes: list[tuple[int, ...]]
     label: str
@@ -77,7 +86,7 @@ def runtime(name: str) -> Runtime:
     for row in RUNTIMES:
         if row.name == name:
             return row
-    raise UsageError(f"unknown runtime '{name}'{did_you_mean(name, BACKENDS)}")
+    raise UsageError(f"unknown runtime '{name}'{did_you_mean(name, RUNTIME_NAMES)}")
 
 
 def check_flatbuffer_identifier(path: Path, identifier: bytes, what: str) -> None:
@@ -93,8 +102,9 @@ def check_flatbuffer_identifier(path: Path, identifier: bytes, what: str) -> Non
                           "re-export it or check the download")
 
 
-def open_backend(kind: str, path: Path, threads: int | None = None) -> Backend:
-    return runtime(kind).module().Backend(Path(path), threads=threads)
+def open_runner(kind: str, path: Path, threads: int | None = None) -> Runner:
+    """The artifact at `path` opened in runtime `kind` (a RUNTIMES name)."""
+    return runtime(kind).module().Runner(Path(path), threads=threads)
 
 
 def can_run(entry: dict) -> bool:

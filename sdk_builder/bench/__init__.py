@@ -20,10 +20,12 @@ import numpy as np
 from runtime_py import bench as hb
 from runtime_py import manifest as mf
 from runtime_py.errors import PocketError, UsageError
+from runtime_py.runtimes import RUNTIME_NAMES
 from runtime_py.session import check_artifacts
+from sdk_builder.quantize.budget import DEFAULT_MAX_DROP
+from sdk_builder.quantize.recipes import REFERENCE
 
 REFERENCES = ("eager", "onnxruntime")
-DROP_BUDGET = 1.0    # accuracy points an artifact may lose to PyTorch and still count as "best"
 
 
 @dataclass
@@ -74,6 +76,15 @@ def short_name(model: str, entry: dict) -> str:
     """'skipnet_m.xnnpack.int8-static.pte' -> 'xnnpack.int8-static'."""
     stem = entry["file"].rsplit(".", 1)[0]
     return stem[len(model) + 1:] if stem.startswith(model + ".") else stem
+
+
+def record_backend(entry: dict) -> str:
+    """An artifact's `benchmarkModel.backend` (ExecuTorch's benchmark-record field, kept by
+    that name): its format's file-name tag (xnnpack, litert, coreml), as the file name says."""
+    from sdk_builder.formats import FORMATS
+
+    tags = {f.name: f.tag for f in FORMATS}
+    return tags.get(entry["format"]) or entry.get("delegate") or entry["runtime"]
 
 
 def golden_case(bundle: Path, manifest: dict) -> tuple[np.ndarray, ...]:
@@ -146,10 +157,10 @@ def export_onnx(module: Any, example: np.ndarray, folder: Path) -> Path:
 # ---------------------------------------------------------------- loaders
 def _artifact_loader(bundle: Path, entry: dict, case: tuple, threads: int) -> Callable:
     def load() -> Callable[[], Any]:
-        from runtime_py.runtimes import open_backend
+        from runtime_py.runtimes import open_runner
 
-        backend = open_backend(entry["runtime"], mf.resolve(bundle, entry["file"]), threads=threads)
-        return lambda: backend.run(list(case))
+        runner = open_runner(entry["runtime"], mf.resolve(bundle, entry["file"]), threads=threads)
+        return lambda: runner.run(list(case))
     return load
 
 
@@ -257,13 +268,14 @@ def run_bench(bundle: Path, opts: BenchOptions, say: Callable[[str], None] = lam
 def _run_threads(bundle: Path, manifest: dict, entries: list[dict], refs: dict,
                  case: tuple, threads: int, opts: BenchOptions) -> dict:
     model = manifest["model"]["name"]
-    hb.set_threads("executorch", threads)
+    for runtime in RUNTIME_NAMES:          # process-wide pools (ExecuTorch's threadpool)
+        hb.set_threads(runtime, threads)
     hb.set_threads("torch", threads)
     cands: list[hb.Candidate] = []
     for e in entries:
         name = short_name(model, e)
         meta = {"kind": "artifact", "file": e["file"], "runtime": e["runtime"],
-                "backend": e["backend"], "recipe": e["recipe"], "format": e["format"]}
+                "backend": record_backend(e), "recipe": e["recipe"], "format": e["format"]}
         cands.append(hb.prepare(name, _artifact_loader(bundle, e, case, threads), opts.warmup, meta))
     if "eager" in refs:
         cands.append(hb.prepare("eager", _eager_loader(refs["eager"], case, threads), opts.warmup,
@@ -278,7 +290,7 @@ def _run_threads(bundle: Path, manifest: dict, entries: list[dict], refs: dict,
     rows = [_row(c, stats, manifest, entries) for c in cands]
     del cands                                   # free the timed models before the probes
     ok = [r for r in rows if r["kind"] == "artifact" and r.get("verification") == "passed"
-          and r.get("drop_points", 0.0) <= DROP_BUDGET]
+          and r.get("drop_points", 0.0) <= DEFAULT_MAX_DROP]
     best = min(ok, key=lambda r: r["latency"]["trimmed_mean_ms"])["name"] if ok else None
     if opts.overhead:
         for row in rows:
@@ -316,8 +328,8 @@ def _row(c: hb.Candidate, stats: dict, manifest: dict, entries: list[dict]) -> d
             row["drop_points"] = evaluation["drop_points"]
         row["verification"] = (entry.get("verification") or {}).get("status")
         row["delegated_share"] = delegation_of(entry).get("delegated_share")
-        fp32 = c.name.rsplit(".", 1)[0] + ".fp32"
-        if entry["recipe"] != "fp32" and fp32 in stats:
+        fp32 = f"{c.name.rsplit('.', 1)[0]}.{REFERENCE}"
+        if entry["recipe"] != REFERENCE and fp32 in stats:
             row["speedup_vs_fp32"] = stats[fp32][key] / lat
     return row
 

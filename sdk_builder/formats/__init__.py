@@ -3,7 +3,10 @@ and the README's format table are all generated from FORMATS and TARGETS.
 
 Each row names a module in this package exposing
     export(job: ExportJob) -> ExportResult
-which imports its heavy toolchain inside the function, so reading this table stays fast.
+which does only what is that format's own: it imports its heavy toolchain inside the
+function (reading this table stays fast) and writes job.out_path. The skeleton every export
+shares (recipe check, output prepared, toolchains quiet, versions recorded) is Format.export.
+Recipes are records in sdk_builder.quantize.recipes; a row lists the ones its format offers.
 """
 from __future__ import annotations
 
@@ -19,19 +22,37 @@ from runtime_py.errors import UsageError, did_you_mean
 class Format:
     name: str                   # CLI name
     suffix: str                 # artifact suffix
-    backend: str                # goes into the artifact file name
-    runtime: str                # runtime_py backend that runs it here
+    tag: str                    # the artifact file name's tag: {model}.{tag}.{recipe}{suffix}
+    runtime: str                # the runtime that runs it (manifest "runtime", runtime_py.runtimes)
     recipes: tuple[str, ...]    # recipes this format accepts, default first
     module: str                 # module in sdk_builder.formats with export()
     summary: str
     runs_on: str                # where the artifact runs
     verified_here: str          # how a build on this desktop verifies it
+    toolchain: tuple[str, ...] = ()   # distributions that write it (versions go in the details)
+    # what the runtime hands ops to (manifest "delegate"); None: the runtime runs it all itself
+    delegate: str | None = field(kw_only=True)
 
     def exporter(self) -> Callable[["ExportJob"], "ExportResult"]:
         return importlib.import_module(f"{__name__}.{self.module}").export
 
+    def export(self, job: "ExportJob") -> "ExportResult":
+        """Export one artifact: the skeleton every format shares around its module's export."""
+        from sdk_builder.formats._common import prepare_out, quiet_toolchains, version
+
+        if job.recipe not in self.recipes:
+            raise UsageError(f"format '{self.name}' has no recipe '{job.recipe}'"
+                             f"{did_you_mean(job.recipe, self.recipes)}; it accepts: "
+                             f"{', '.join(self.recipes)}")
+        job.out_path = prepare_out(Path(job.out_path))
+        with quiet_toolchains():
+            result = self.exporter()(job)
+        result.details = {"toolchain": ", ".join(f"{d} {version(d)}" for d in self.toolchain),
+                          "torch": version("torch"), **result.details}
+        return result
+
     def artifact_name(self, model: str, recipe: str) -> str:
-        return f"{model}.{self.backend}.{recipe}{self.suffix}"
+        return f"{model}.{self.tag}.{recipe}{self.suffix}"
 
 
 @dataclass
@@ -60,20 +81,24 @@ FORMATS: tuple[Format, ...] = (
     Format("executorch-xnnpack", ".pte", "xnnpack", "executorch",
            ("fp32", "int8-dynamic", "int8-static", "int8-static-per-tensor", "int8da-w4g32"),
            "executorch_xnnpack", "ExecuTorch program delegated to XNNPACK", "Android, iOS, Linux, macOS",
-           "ExecuTorch runtime: golden inputs + evaluation split"),
+           "ExecuTorch runtime: golden inputs + evaluation split", ("executorch",),
+           delegate="xnnpack"),
     Format("litert", ".tflite", "litert", "litert",
            ("fp32", "fp16", "int8-dynamic", "int8-static", "w8"),
            "litert", "LiteRT (TFLite) flatbuffer, float I/O", "Android, iOS, Linux, macOS",
-           "LiteRT Interpreter: golden inputs + evaluation split"),
+           "LiteRT Interpreter: golden inputs + evaluation split", ("litert-torch",),
+           delegate="xnnpack"),                # LiteRT applies XNNPACK by default
     Format("coreml", ".mlpackage", "coreml", "coreml",
            ("fp16", "w8", "palettize-6bit", "palettize-4bit", "prune-50"),
            "coreml", "Core ML ML program (iOS 17)", "iOS 17+, macOS 14+",
            "Core ML on macOS; elsewhere runtime_py's ML-program interpreter (emulated, fp16 "
-           "per op): golden inputs + evaluation split"),
+           "per op): golden inputs + evaluation split", ("coremltools",),
+           delegate=None),
     Format("executorch-coreml", ".pte", "coreml", "executorch", ("fp16", "w8"),
            "executorch_coreml", "ExecuTorch program delegated to Core ML", "iOS 17+, macOS 14+",
            "Core ML on Apple OSes; elsewhere its embedded ML program in runtime_py's "
-           "interpreter (emulated): golden inputs + evaluation split"),
+           "interpreter (emulated): golden inputs + evaluation split",
+           ("executorch", "coremltools"), delegate="coreml"),
 )
 
 TARGETS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -83,31 +108,6 @@ TARGETS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 TARGETS["desktop"] = TARGETS["android"]
 TARGETS["all"] = TARGETS["android"] + TARGETS["ios"]
-
-RECIPES: dict[str, str] = {
-    "fp32": "float32 weights and activations",
-    "fp16": "float16 weights; Core ML also computes in float16, LiteRT dequantizes the "
-            "weights to float32 on CPU",
-    "int8-dynamic": "int8 per-channel symmetric weights, activations quantized to int8 at run "
-                    "time (no calibration); float inputs/outputs kept",
-    "int8-static": "PT2E int8: per-channel symmetric weights, per-tensor activations "
-                   "calibrated on the model's calibration data; float inputs/outputs kept",
-    "int8-static-per-tensor": "as int8-static but one weight scale per tensor (older NPUs/DSPs "
-                              "that lack per-channel int8)",
-    "int8da-w4g32": "nn.Linear layers with in_features divisible by 32: int4 weights in groups "
-                    "of 32, int8 dynamic activations (torchao); the rest float32",
-    "w8": "int8 linear weight quantization (weights only), float compute",
-    "palettize-6bit": "Core ML: per-tensor k-means look-up table of 64 values per weight "
-                      "(data-free), fp16 compute",
-    "palettize-4bit": "Core ML: per-tensor k-means look-up table of 16 values per weight "
-                      "(data-free), fp16 compute",
-    "prune-50": "Core ML: 50% of each weight tensor's smallest-magnitude values zeroed, stored "
-                "sparse (data-free), fp16 compute; without sparse fine-tuning this can wreck "
-                "accuracy (SkipNet-M: 98.0% -> 13.7%, measured with the Core ML interpreter). "
-                "Core ML activation quantization "
-                "(a8w8) is not offered: its calibration needs Core ML prediction, i.e. macOS",
-}
-
 
 def get_format(name: str) -> Format:
     for fmt in FORMATS:

@@ -8,8 +8,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-from runtime_py.errors import UsageError
-
 
 def version(dist: str) -> str:
     """Installed version of a distribution, or 'unknown'."""
@@ -17,18 +15,6 @@ def version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def check_recipe(fmt: str, recipe: str) -> None:
-    """Refuse a recipe the formats table does not list for `fmt`, naming those it does."""
-    from sdk_builder.formats import get_format
-
-    offered = get_format(fmt).recipes
-    if recipe not in offered:
-        from runtime_py.errors import did_you_mean
-
-        raise UsageError(f"format '{fmt}' has no recipe '{recipe}'{did_you_mean(recipe, offered)}; "
-                         f"it accepts: {', '.join(offered)}")
 
 
 def prepare_out(path: Path) -> Path:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from sdk_builder.formats import ExportJob, ExportResult, get_format
-from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
 
 RECIPES = get_format("coreml").recipes     # the formats table is the one list
 INPUT_NAME = "input"
@@ -173,7 +172,7 @@ def _compress(mlmodel: Any, recipe: str, skip: tuple[str, ...] = ()) -> tuple[An
                    "target_sparsity": PRUNE_SPARSITY[recipe],
                    "warning": "data-free pruning without sparse fine-tuning can destroy "
                               "accuracy; check the evaluation in the report"}
-    else:  # pragma: no cover - guarded by check_recipe
+    else:  # pragma: no cover - Format.export refuses recipes the table does not list
         raise ValueError(recipe)
     ops = _weight_ops(compressed)
     details.update({"weight_threshold": WEIGHT_THRESHOLD,
@@ -214,20 +213,14 @@ def _compression_numbers(mlmodel: Any) -> dict:
 
 
 def export(job: ExportJob) -> ExportResult:
-    """Write job.out_path (.mlpackage folder) for one of RECIPES."""
-    with quiet_toolchains():
-        return _export(job)
-
-
-def _export(job: ExportJob) -> ExportResult:
+    """Write job.out_path (.mlpackage folder); Format.export has checked the recipe and
+    prepared the path."""
     import torch
 
     from sdk_builder.quantize.pt2e import module_type_name, present_types
 
-    check_recipe("coreml", job.recipe)
-    out = prepare_out(Path(job.out_path))
-    details: dict = {"toolchain": f"coremltools {version('coremltools')}",
-                     "torch": version("torch"), "minimum_deployment_target": "iOS17",
+    out = Path(job.out_path)
+    details: dict = {"minimum_deployment_target": "iOS17",
                      "compute_precision": "float16"}
     kept = present_types(job.module, job.keep_float)
     with torch.no_grad():

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sdk_builder.formats import ExportJob, ExportResult, get_format
-from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
+from sdk_builder.formats import ExportJob, ExportResult
 from sdk_builder.formats.coreml import W8_LINEAR_CONFIG
 from sdk_builder.formats.executorch_xnnpack import lower_to_pte
 from sdk_builder.quantize.pt2e import module_type_name, present_types
 
-RECIPES = get_format("executorch-coreml").recipes     # the formats table is the one list
 QUANTIZATION = {
     "fp16": "none (float16 weights and compute)",
     "w8": "int8 linear symmetric per-channel weights (coremltools linear_quantize_weights "
@@ -26,19 +24,14 @@ QUANTIZATION = {
 
 
 def export(job: ExportJob) -> ExportResult:
-    """Write job.out_path (.pte with a CoreMLBackend delegate)."""
-    with quiet_toolchains():
-        return _export(job)
-
-
-def _export(job: ExportJob) -> ExportResult:
+    """Write job.out_path (.pte with a CoreMLBackend delegate); Format.export has checked the
+    recipe and prepared the path."""
     import coremltools as ct
     import torch
     from executorch.backends.apple.coreml.compiler import CoreMLBackend
     from executorch.backends.apple.coreml.partition import CoreMLPartitioner
 
-    check_recipe("executorch-coreml", job.recipe)
-    out = prepare_out(Path(job.out_path))
+    out = Path(job.out_path)
     kept = present_types(job.module, job.keep_float)
     # CoreMLBackend takes one precision for the whole delegate (no op selector): modules
     # that must stay float32 (a router whose near-ties fp16 would reorder) make it float32
@@ -52,9 +45,7 @@ def _export(job: ExportJob) -> ExportResult:
     with torch.no_grad():
         delegation = lower_to_pte(job.module.eval(), job.examples,
                                   [CoreMLPartitioner(compile_specs=specs)], out)
-    details = {"toolchain": f"executorch {version('executorch')}, "
-                            f"coremltools {version('coremltools')}",
-               "torch": version("torch"), "minimum_deployment_target": "iOS17",
+    details = {"minimum_deployment_target": "iOS17",
                "compute_precision": "float32" if kept else "float16", "compute_unit": "ALL",
                "quantization": QUANTIZATION[job.recipe]}
     if kept:

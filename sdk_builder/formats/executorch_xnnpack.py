@@ -21,13 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from runtime_py.errors import UsageError
-from sdk_builder.formats import ExportJob, ExportResult, get_format
-from sdk_builder.formats._common import (check_recipe, edge_delegation, partitioner_reasons,
-                                         prepare_out, quiet_toolchains, version)
+from sdk_builder.formats import ExportJob, ExportResult
+from sdk_builder.formats._common import edge_delegation, partitioner_reasons
 from sdk_builder.quantize.pt2e import calibration_for, keep_float, present_types, pt2e_quantize
+from sdk_builder.quantize.recipes import W4_GROUP, recipe, w4_linears
 
-RECIPES = get_format("executorch-xnnpack").recipes     # the formats table is the one list
-W4_GROUP = 32      # int8da-w4g32: weights quantized in groups of 32 input features
 
 
 def _pt2e(job: ExportJob) -> tuple[Any, dict]:
@@ -60,31 +58,27 @@ def _pt2e(job: ExportJob) -> tuple[Any, dict]:
         "calibration_samples": samples, **kept}
 
 
-def _w4_linear(layer: Any) -> bool:
-    import torch
-
-    return isinstance(layer, torch.nn.Linear) and layer.in_features % W4_GROUP == 0
-
-
 def _int8da_w4g32(job: ExportJob) -> tuple[Any, dict]:
     """Linear layers with in_features % 32 == 0 -> int4 group-32 weights, int8 dynamic
     activations (torchao quantize_ on a copy; the tensor subclass exports to the
-    dequantize_affine/choose_qparams pattern XNNPACK lowers to its qd8-f32-qb4w GEMM)."""
+    dequantize_affine/choose_qparams pattern XNNPACK lowers to its qd8-f32-qb4w GEMM).
+    The job carries the module as written (the recipe record's needs_layers)."""
     import copy
 
     import torch
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, PerGroup, quantize_
 
+    why_not = recipe("int8da-w4g32").why_not(job.module)
+    if why_not:
+        raise UsageError(f"recipe 'int8da-w4g32' does not apply: {why_not}; pick int8-dynamic "
+                         "or int8-static")
     linears = [m for m in job.module.modules() if isinstance(m, torch.nn.Linear)]
-    chosen = [m for m in linears if _w4_linear(m)]
-    if not chosen:
-        raise UsageError(f"recipe 'int8da-w4g32' quantizes nn.Linear layers with in_features "
-                         f"divisible by {W4_GROUP}, and this model has none "
-                         f"({len(linears)} Linear layers); pick int8-dynamic or int8-static")
+    chosen = w4_linears(job.module)
     module = copy.deepcopy(job.module).eval()
+    chosen_ids = {id(m) for m in w4_linears(module)}
     quantize_(module, Int8DynamicActivationIntxWeightConfig(
         weight_dtype=torch.int4, weight_granularity=PerGroup(W4_GROUP)),
-        filter_fn=lambda m, _fqn: _w4_linear(m))
+        filter_fn=lambda m, _fqn: id(m) in chosen_ids)
     return module, {
         "quantization": f"torchao Int8DynamicActivationIntxWeightConfig: int4 symmetric "
                         f"weights in groups of {W4_GROUP} on nn.Linear, int8 dynamic "
@@ -179,31 +173,24 @@ def lower_to_pte(module: Any, examples: tuple, partitioners: list, out_path: Pat
     return delegation
 
 
+def _quantized(job: ExportJob) -> tuple[Any, dict, Any]:
+    """(module to lower, recipe details, PT2E twin for the layer-wise report or None)."""
+    if job.recipe == "fp32":
+        return job.module.eval(), {"quantization": "none (float32)"}, None
+    if job.recipe == "int8da-w4g32":
+        module, details = _int8da_w4g32(job)
+        return module, details, None
+    module, details = _pt2e(job)
+    return module, details, module
+
+
 def export(job: ExportJob) -> ExportResult:
-    """Write job.out_path (.pte) for one of RECIPES."""
-    with quiet_toolchains():
-        return _export(job)
-
-
-def _export(job: ExportJob) -> ExportResult:
+    """Write job.out_path (.pte); Format.export has checked the recipe and prepared the path."""
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
-    check_recipe("executorch-xnnpack", job.recipe)
-    out = prepare_out(Path(job.out_path))
-    details: dict = {"toolchain": f"executorch {version('executorch')}",
-                     "torch": version("torch")}
-    module = job.module.eval()
-    twin = None          # the PT2E graph in PyTorch, for the layer-wise report
+    out = Path(job.out_path)
     with torch.no_grad():
-        if job.recipe == "int8da-w4g32":
-            module, qdetails = _int8da_w4g32(job)
-            details.update(qdetails)
-        elif job.recipe != "fp32":
-            module, qdetails = _pt2e(job)
-            twin = module
-            details.update(qdetails)
-        else:
-            details["quantization"] = "none (float32)"
+        module, details, twin = _quantized(job)
         delegation = lower_to_pte(module, job.examples, [XnnpackPartitioner()], out, details)
     return ExportResult(path=out, details=details, delegation=delegation, quantized_module=twin)

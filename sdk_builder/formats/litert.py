@@ -43,12 +43,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from runtime_py.errors import PocketError
-from sdk_builder.formats import ExportJob, ExportResult, get_format
-from sdk_builder.formats._common import check_recipe, prepare_out, quiet_toolchains, version
+from sdk_builder.formats import ExportJob, ExportResult
+from sdk_builder.formats._common import version
 from sdk_builder.quantize.pt2e import (calibration_for, decompose_hardswish, keep_float,
                                   present_types, pt2e_quantize)
 
-RECIPES = get_format("litert").recipes     # the formats table is the one list
 AEQ_RECIPES = ("fp16", "int8-dynamic", "w8")     # post-processed with ai-edge-quantizer
 
 
@@ -144,48 +143,44 @@ def _write_flatbuffer(model: Any, path: Path) -> None:
     path.write_bytes(model.model_content())
 
 
+def _convert_int8_static(job: ExportJob) -> tuple[Any, dict, Any]:
+    """PT2E int8 with litert-torch's quantizer: (converted model, details, PT2E twin)."""
+    import litert_torch
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+
+    details: dict = {}
+    quantizer = PT2EQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    kept_types = present_types(job.module, job.keep_float)
+    if kept_types:
+        details["kept_float_modules"] = keep_float(quantizer, kept_types, by_name=True)
+    quantized, samples = pt2e_quantize(job.module.eval(), job.examples, quantizer,
+                                       calibration_for(job), fold_quantize=False,
+                                       rewrites=(decompose_hardswish,))
+    with _strict_qdq():
+        model = litert_torch.convert(quantized, tuple(job.examples),
+                                     quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    details.update({
+        "quantization": "PT2E litert PT2EQuantizer: int8 per-channel symmetric weights, "
+                        "int8 per-tensor static activations (hardswish as "
+                        "x*relu6(x+3)/6), float32 I/O",
+        "calibration_samples": samples})
+    return model, details, quantized
+
+
 def export(job: ExportJob) -> ExportResult:
-    """Write job.out_path (.tflite) for one of RECIPES."""
-    with quiet_toolchains():
-        return _export(job)
-
-
-def _export(job: ExportJob) -> ExportResult:
+    """Write job.out_path (.tflite); Format.export has checked the recipe and prepared the path."""
     import litert_torch
     import torch
 
-    check_recipe("litert", job.recipe)
-    out = prepare_out(Path(job.out_path))
-    details: dict = {"toolchain": f"litert-torch {version('litert-torch')}",
-                     "torch": version("torch")}
-    module = job.module.eval()
-    twin = None          # the PT2E graph in PyTorch, for the layer-wise report
+    out = Path(job.out_path)
     with torch.no_grad():
         if job.recipe == "int8-static":
-            from litert_torch.quantize.pt2e_quantizer import (PT2EQuantizer,
-                                                              get_symmetric_quantization_config)
-            from litert_torch.quantize.quant_config import QuantConfig
-
-            quantizer = PT2EQuantizer().set_global(
-                get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-            kept_types = present_types(module, job.keep_float)
-            if kept_types:
-                details["kept_float_modules"] = keep_float(quantizer, kept_types, by_name=True)
-            quantized, samples = pt2e_quantize(module, job.examples, quantizer,
-                                               calibration_for(job), fold_quantize=False,
-                                               rewrites=(decompose_hardswish,))
-            twin = quantized
-            with _strict_qdq():
-                model = litert_torch.convert(quantized, tuple(job.examples),
-                                             quant_config=QuantConfig(pt2e_quantizer=quantizer))
-            details.update({
-                "quantization": "PT2E litert PT2EQuantizer: int8 per-channel symmetric weights, "
-                                "int8 per-tensor static activations (hardswish as "
-                                "x*relu6(x+3)/6), float32 I/O",
-                "calibration_samples": samples})
-        else:
-            model = litert_torch.convert(module, tuple(job.examples))
-            details["quantization"] = "none (float32)"
+            model, details, twin = _convert_int8_static(job)
+        else:    # fp32, and the float model the post-processing recipes start from
+            model = litert_torch.convert(job.module.eval(), tuple(job.examples))
+            details, twin = {"quantization": "none (float32)"}, None
     if job.recipe in AEQ_RECIPES:
         import tempfile
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from runtime_py.errors import PocketError, one_line
 from sdk_builder.passes import xnnpack as xnn
+from sdk_builder.quantize import recipes
 from sdk_builder.passes._graph import _aten, _calls, _new, _pair, _replace, _shape
 
 PARITY_TOLERANCE = 1e-5          # relative to the output's scale: rewrites only reorder maths
@@ -36,10 +37,12 @@ class Pass:
     summary: str
     rewrite: Callable[[Any], int]
     formats: tuple[str, ...] | None = None      # None: before every format's export
-    skip_recipes: tuple[str, ...] = ()          # recipes of those formats it must not run for
+    skip_calibrated: bool = False               # not for recipes with calibrated int8 activations
 
     def concerns(self, fmt: str, recipe: str | None = None) -> bool:
-        return (self.formats is None or fmt in self.formats) and recipe not in self.skip_recipes
+        if self.formats is not None and fmt not in self.formats:
+            return False
+        return not (self.skip_calibrated and recipe is not None and recipes.recipe(recipe).calibrated)
 
 
 # ---------------------------------------------------------------- the passes
@@ -274,7 +277,6 @@ def static_view_shapes(gm: Any) -> int:
 
 
 _XNNPACK = ("executorch-xnnpack",)
-_STATIC_INT8 = ("int8-static", "int8-static-per-tensor")
 
 PASSES: tuple[Pass, ...] = (
     Pass("drop-no-ops", "alias / eval-mode dropout / one-tensor cat removed", drop_no_ops),
@@ -294,7 +296,7 @@ PASSES: tuple[Pass, ...] = (
     # Not for static int8: LayerNorm's statistics in int8 cost ViT-tiny accuracy (cosine to
     # PyTorch 0.994 -> 0.988) for the last ops off the delegate.
     Pass("layer-norm-explicit", "layer_norm as reshape + mean + rsqrt + affine (XNNPACK "
-         "takes these)", xnn.layer_norm_explicit, formats=_XNNPACK, skip_recipes=_STATIC_INT8),
+         "takes these)", xnn.layer_norm_explicit, formats=_XNNPACK, skip_calibrated=True),
     Pass("attention-explicit", "scaled_dot_product_attention without mask as "
          "softmax(q @ k^T * scale) @ v", xnn.attention_explicit, formats=_XNNPACK),
     Pass("matmul-as-bmm", "batched matmul as reshape + bmm + reshape (no expand)",
@@ -303,17 +305,17 @@ PASSES: tuple[Pass, ...] = (
     # tensor fails XNNPACK's graph build (convnext: "Failed to create XNNSubtract node").
     Pass("reductions-as-global-pool", "mean / sum over any dims as a 4-D mean over the "
          "last two dims with keepdim, plus permute / reshape", xnn.reductions_as_global_pool,
-         formats=_XNNPACK, skip_recipes=_STATIC_INT8),
+         formats=_XNNPACK, skip_calibrated=True),
     # Not for static int8 (neither are the avg-pool pass below): XNNPACK then fails to create
     # the static slice / StaticConstantPad node at load (shufflenet_v2, two_outputs,
     # inception_style in the corpus run).
     Pass("select-split-as-slices", "select / split / chunk as slices",
-         xnn.select_and_split_as_slices, formats=_XNNPACK, skip_recipes=_STATIC_INT8),
+         xnn.select_and_split_as_slices, formats=_XNNPACK, skip_calibrated=True),
     Pass("expand-as-broadcast", "no-op expands and expands feeding broadcasting "
          "elementwise ops dropped", xnn.expand_as_broadcast, formats=_XNNPACK),
     Pass("avg-pool-padding-explicit", "avg_pool2d counting zero padding as constant_pad_nd "
          "+ unpadded avg_pool2d", xnn.avg_pool_padding_explicit, formats=_XNNPACK,
-         skip_recipes=_STATIC_INT8),
+         skip_calibrated=True),
     Pass("nearest-upsample-as-cat", "integer-factor nearest upsampling as cat of copies + "
          "reshape", xnn.nearest_upsample_as_cat, formats=_XNNPACK),
 )

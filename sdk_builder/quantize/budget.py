@@ -1,4 +1,7 @@
-"""Budget-driven selection: try a format's recipes, keep the smallest within the metric budget."""
+"""Budget-driven selection: try a format's recipes, keep the smallest within the metric budget.
+
+Every recipe of the plan ends as one row of manifest['selection']['tried']: kept, dropped
+(over the budget, larger, failed verification, failed to export) or not applicable, with why."""
 from __future__ import annotations
 
 import shutil
@@ -6,6 +9,8 @@ from pathlib import Path
 
 from runtime_py import manifest as mf
 from sdk_builder.formats import Format, get_format, plan_target
+
+DEFAULT_MAX_DROP = 1.0   # task-metric points; over it the report explains where quantization breaks
 
 
 def candidates(target: str, recipes: list[str] | None, exhaustive: bool) -> list[tuple[Format, str]]:
@@ -47,27 +52,42 @@ def _choose(group: list[dict], max_drop: float) -> tuple[dict | None, dict[str, 
     return keep, reasons
 
 
-def keep_within_budget(stage: Path, manifest: dict, max_drop: float) -> None:
-    """Drop, per format, every artifact but the smallest within `max_drop` points; record why."""
+def keep_within_budget(stage: Path, manifest: dict, max_drop: float,
+                       unbuilt: list[dict] = ()) -> None:
+    """Drop, per format, every artifact but the smallest within `max_drop` points; record why,
+    with a row for each planned recipe that was not built (`unbuilt`: format, recipe, reason,
+    applicable). A format left with no artifact at all is listed in manifest['skipped']."""
     tried, kept = [], []
-    formats = dict.fromkeys(a["format"] for a in manifest["artifacts"])
+    formats = dict.fromkeys([a["format"] for a in manifest["artifacts"]] + [u["format"] for u in unbuilt])
     for fmt in formats:
         group = [a for a in manifest["artifacts"] if a["format"] == fmt]
-        keep, reasons = _choose(group, max_drop)
+        keep, reasons = _choose(group, max_drop) if group else (None, {})
         for e in group:
-            golden = e["verification"].get("golden", {})
-            tried.append({"format": fmt, "recipe": e["recipe"], "file": e["file"],
-                          "size_bytes": e["size_bytes"], "snr_db": golden.get("snr_db"),
-                          "drop_points": _drop(e),
-                          "estimated": bool((e["verification"].get("evaluation") or {}).get("estimated")),
-                          "kept": e is keep, "why": reasons[e["file"]],
-                          "worst_layers": e["verification"].get("worst_layers")})
+            tried.append(_tried_row(e, e is keep, reasons[e["file"]]))
             if e is keep:
                 kept.append(e)
             else:
                 remove_artifact(stage, e)
+        missing = [u for u in unbuilt if u["format"] == fmt]
+        tried += [{"format": fmt, "recipe": u["recipe"], "file": None, "size_bytes": None,
+                   "snr_db": None, "drop_points": None, "estimated": False, "kept": False,
+                   "applicable": u["applicable"], "why": u["reason"]} for u in missing]
+        if not group:
+            manifest["skipped"].append({"format": fmt, "recipe": ", ".join(u["recipe"] for u in missing),
+                                        "reason": f"no recipe of {fmt} could be built: "
+                                                  + "; ".join(u["reason"] for u in missing)})
     manifest["artifacts"] = kept
     manifest["selection"] = {"max_drop_points": max_drop, "tried": tried}
+
+
+def _tried_row(entry: dict, kept: bool, why: str) -> dict:
+    golden = entry["verification"].get("golden", {})
+    return {"format": entry["format"], "recipe": entry["recipe"], "file": entry["file"],
+            "size_bytes": entry["size_bytes"], "snr_db": golden.get("snr_db"),
+            "drop_points": _drop(entry),
+            "estimated": bool((entry["verification"].get("evaluation") or {}).get("estimated")),
+            "kept": kept, "applicable": True, "why": why,
+            "worst_layers": entry["verification"].get("worst_layers")}
 
 
 def remove_artifact(stage: Path, entry: dict) -> None:

@@ -1,11 +1,15 @@
-"""Core ML weight compression emulated in PyTorch (accuracy estimates without macOS).
+"""Estimate a compressed Core ML artifact's accuracy in PyTorch, for when it cannot run here.
 
-Core ML artifacts cannot predict on Linux, so the builder cannot measure their accuracy.
-`emulate_weights(module, recipe)` returns a copy of the model whose Conv/Linear weights
-are what the Core ML recipe stores, so evaluating it in PyTorch estimates the artifact's
-accuracy ("estimated in PyTorch (weights as compressed; Core ML prediction needs macOS)").
+A Core ML artifact is measured by running it: Core ML itself on macOS, elsewhere runtime_py's
+Core ML interpreter (runtime_py/runtimes/coreml/interpreter.py; "emulated" in the manifest).
+When that cannot run it - an op the interpreter lacks, or a Core ML-delegated .pte whose
+program is not one Core ML delegate - the builder estimates instead:
+`compressed_twin(module, recipe)` returns a copy of the PyTorch model whose Conv/Linear
+weights are what the Core ML recipe stores, computed with the same constants, and evaluating
+that copy in PyTorch gives the task metric the manifest marks "estimated" (and the report *);
+the layer-wise SNR report compares the same twin with the float model.
 
-What is emulated, with the constants of sdk_builder.formats.coreml (one place for each):
+What the twin reproduces, with the constants of sdk_builder.formats.coreml (one place for each):
   * BatchNorm folded into the preceding convolution first, as coremltools' converter does
     (per-tensor palettes and pruning act on the folded weights);
   * every Conv/Linear weight and bias rounded to float16;
@@ -16,7 +20,7 @@ What is emulated, with the constants of sdk_builder.formats.coreml (one place fo
                       scikit-learn is installed, else kmeans_1d (deterministic Lloyd)
       prune-50        weights with |w| <= the PRUNE_SPARSITY percentile of |w| zeroed
                       (per tensor; matches coremltools exactly).
-Not emulated: fp16 activations/compute. kmeans_1d (the fallback) lands in worse optima
+Not reproduced: fp16 activations/compute. kmeans_1d (the fallback) lands in worse optima
 than k-means++ for 64 clusters: on SkipNet-M its 6-bit error is ~1.4x coremltools'.
 """
 from __future__ import annotations
@@ -32,21 +36,21 @@ INT8_MAX = 127            # symmetric int8 range [-127, 127]
 KMEANS_ITERATIONS = 300
 
 
-def emulate_weights(module: Any, recipe: str) -> Any:
+def compressed_twin(module: Any, recipe: str) -> Any:
     """A deep copy of `module` (eval mode) with Conv/Linear weights transformed the way
     the Core ML recipe stores them; `module` itself is left untouched. The copy carries
-    `pocket_emulation` = {"recipe", "folded_batchnorms", "compressed_layers", "fp16_layers"}."""
+    `pocket_compression` = {"recipe", "folded_batchnorms", "compressed_layers", "fp16_layers"}."""
     import torch
 
     if recipe not in RECIPES:
         from runtime_py.errors import did_you_mean
 
-        raise UsageError(f"no Core ML emulation for recipe '{recipe}'"
-                         f"{did_you_mean(recipe, RECIPES)}; it emulates: {', '.join(RECIPES)}")
-    emulated, folded = _fold_batchnorm(copy.deepcopy(module).eval())
+        raise UsageError(f"no Core ML compression to estimate for recipe '{recipe}'"
+                         f"{did_you_mean(recipe, RECIPES)}; it knows: {', '.join(RECIPES)}")
+    twin, folded = _fold_batchnorm(copy.deepcopy(module).eval())
     compressed = fp16_only = 0
     with torch.no_grad():
-        for layer in emulated.modules():
+        for layer in twin.modules():
             if not isinstance(layer, _weight_layer_types()):
                 continue
             weight = layer.weight.data.to(torch.float16).to(torch.float32)
@@ -59,9 +63,9 @@ def emulate_weights(module: Any, recipe: str) -> Any:
             layer.weight.data.copy_(weight.to(layer.weight.dtype))
             if layer.bias is not None:
                 layer.bias.data.copy_(layer.bias.data.to(torch.float16).to(layer.bias.dtype))
-    emulated.pocket_emulation = {"recipe": recipe, "folded_batchnorms": folded,
-                                 "compressed_layers": compressed, "fp16_layers": fp16_only}
-    return emulated
+    twin.pocket_compression = {"recipe": recipe, "folded_batchnorms": folded,
+                               "compressed_layers": compressed, "fp16_layers": fp16_only}
+    return twin
 
 
 def compress_tensor(weight: Any, recipe: str, channel_axis: int = 0) -> Any:
@@ -74,7 +78,7 @@ def compress_tensor(weight: Any, recipe: str, channel_axis: int = 0) -> Any:
         return _prune(weight, PRUNE_SPARSITY[recipe])
     if recipe == "fp16":
         return weight
-    raise UsageError(f"no Core ML emulation for recipe '{recipe}'")
+    raise UsageError(f"no Core ML compression to estimate for recipe '{recipe}'")
 
 
 def int8_scales(weight: Any, channel_axis: int = 0) -> Any:

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-pytestmark = pytest.mark.export
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -48,9 +47,9 @@ def toy_bundle(tmp_path_factory) -> Path:
     for fmt_name, runtime in (("executorch-xnnpack", "executorch"), ("litert", "litert")):
         fmt = get_format(fmt_name)
         out = bundle / fmt.artifact_name("toy-not-in-zoo", "fp32")
-        result = fmt.exporter()(ExportJob(module=_toy(), examples=(example,), recipe="fp32", out_path=out))
+        result = fmt.export(ExportJob(module=_toy(), examples=(example,), recipe="fp32", out_path=out))
         manifest["artifacts"].append({
-            "file": out.name, "format": fmt.name, "backend": fmt.backend, "runtime": runtime,
+            "file": out.name, "format": fmt.name, "runtime": runtime, "delegate": fmt.delegate,
             "recipe": "fp32", "sha256": sha256_of(out), "size_bytes": out.stat().st_size,
             "delegation": result.delegation, "golden_outputs": [],
             "verification": {"status": "passed", "evaluation": {"artifact": 0.9}}})
@@ -79,6 +78,9 @@ def test_bench_json_validates_and_compares_against_eager_and_onnxruntime(toy_bun
         assert rows[name]["speedup_vs_eager"] > 0 and rows[name]["speedup_vs_onnxruntime"] > 0
         assert "session_overhead_pct" in rows[name]
         assert rows[name]["latency"]["n"] == 5
+    # ExecuTorch's record field keeps its name and holds the file-name tag
+    assert {r["benchmarkModel"]["backend"] for r in data["records"]} == \
+        {"xnnpack", "litert", "pytorch-eager", "onnxruntime-cpu"}
     assert rows["litert.fp32"]["delegated_share"] == 1.0          # read from the runtime at build
     assert {r["name"] for r in data["roofline"]["rows"]} == set(rows)
     assert [p["artifact"].split(".")[1] for p in data["profiles"]] == ["xnnpack", "litert"]

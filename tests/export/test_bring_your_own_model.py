@@ -13,7 +13,6 @@ import torch
 import runtime_py
 from runtime_py import manifest as mf
 
-pytestmark = pytest.mark.export
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "user_models"
 

@@ -14,17 +14,14 @@ from PIL import Image
 from runtime_py import manifest as mf
 from tests.tools.cli import pocket
 
-pytestmark = pytest.mark.export
 
 FORBIDDEN_ROUTING_OPS = ("topk", "sort", "argsort", "gather", "gather_nd", "scatter", "scatter_nd")
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    proc = pocket("build", "epe_edanet", "--target", "android", "-o", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out / "epe_edanet-android"
+def bundle(shared_bundle) -> Path:
+    """`pocket build epe_edanet --target android`, the shared bundle (tests/bundles.py)."""
+    return shared_bundle("epe_edanet-android")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +30,7 @@ def manifest(bundle) -> dict:
 
 
 def _entries(manifest: dict, runtime: str) -> list[dict]:
-    return [a for a in manifest["artifacts"] if a["runtime"] == runtime and a["backend"] != "coreml"]
+    return [a for a in manifest["artifacts"] if a["runtime"] == runtime and a["delegate"] != "coreml"]
 
 
 def test_every_format_is_in_the_bundle(manifest):

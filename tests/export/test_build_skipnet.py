@@ -14,18 +14,16 @@ from runtime_py import manifest as mf
 from tests.tools.cli import pocket
 from runtime_py.errors import PocketError
 
-pytestmark = pytest.mark.export
 
 DIGITS = sorted((Path(__file__).parents[1] / "fixtures" / "digits").glob("*.png"))
 
 
 @pytest.fixture(scope="module")
-def android(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    proc = pocket("build", "skipnet_m", "--target", "android", "-o", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "skipnet_m.xnnpack.int8-static.pte" in proc.stdout   # the summary table
-    return out / "skipnet_m-android"
+def android(shared_bundle) -> Path:
+    """`pocket build skipnet_m --target android`, the shared bundle (tests/bundles.py)."""
+    path = shared_bundle("skipnet_m-android")
+    assert "skipnet_m.xnnpack.int8-static.pte" in shared_bundle.output("skipnet_m-android")   # the summary table
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from sdk_builder.formats import ExportJob, get_format
 from sdk_builder.quantize.parity import parity
 
 pytestmark = [
-    pytest.mark.export,
     pytest.mark.skipif(sys.platform != "darwin" or int((platform.mac_ver()[0] or "0").split(".")[0]) < 14,
                        reason="Core ML prediction needs macOS 14+ (coremltools on Linux only "
                               "converts and serializes)"),
@@ -54,7 +53,7 @@ def _both(module: nn.Module, shape: tuple[int, ...], tmp_path) -> tuple[np.ndarr
     from runtime_py.runtimes.coreml.interpreter import Interpreter
 
     path = tmp_path / "m.mlpackage"
-    get_format("coreml").exporter()(ExportJob(module.eval(), (torch.zeros(shape),), "fp16", path))
+    get_format("coreml").export(ExportJob(module.eval(), (torch.zeros(shape),), "fp16", path))
     x = np.random.default_rng(0).random(shape).astype(np.float32)
     apple = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
     spec = apple.get_spec()

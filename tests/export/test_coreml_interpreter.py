@@ -15,8 +15,6 @@ from runtime_py.errors import UnsupportedError
 from sdk_builder.formats import ExportJob, get_format
 from sdk_builder.quantize.parity import parity
 
-pytestmark = pytest.mark.export
-
 
 def _package(name: str, recipe: str, tmp_path_factory):
     torch.set_num_threads(1)
@@ -24,7 +22,7 @@ def _package(name: str, recipe: str, tmp_path_factory):
     out = tmp_path_factory.mktemp(name) / f"{name}.{recipe}.mlpackage"
     job = ExportJob(spec.load(), (torch.zeros(spec.input.shape),), recipe, out,
                     keep_float=tuple(spec.keep_float))
-    get_format("coreml").exporter()(job)
+    get_format("coreml").export(job)
     return spec, out
 
 
@@ -101,7 +99,7 @@ def test_a_build_keeps_a_core_ml_artifact_the_interpreter_cannot_run(skipnet, mo
     stage = tmp_path / "stage"
     shutil.copytree(path, stage / path.name)
     manifest = _base_manifest(BuildRequest(spec, "ios"), module, None, "none")
-    entry = {"file": path.name, "format": "coreml", "backend": "coreml", "runtime": "coreml",
+    entry = {"file": path.name, "format": "coreml", "runtime": "coreml", "delegate": None,
              "recipe": "fp16", "recipe_details": {}, "golden_outputs": []}
     evaluation = spec.evaluation()
     ref = torch_reference(module, [(evaluation.inputs[:1].numpy(),)], evaluation, spec.task_row)

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.export
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -130,15 +129,15 @@ def built(model, tmp_path_factory):
         job = ExportJob(module=model, examples=(example,), recipe=recipe,
                         out_path=out_dir / fmt.artifact_name("tiny", recipe),
                         calibration=_calibration)
-        results[(name, recipe)] = fmt.exporter()(job)
+        results[(name, recipe)] = fmt.export(job)
     return results
 
 
 def _run(kind: str, path: Path, xs: list[np.ndarray]) -> np.ndarray:
-    from runtime_py.runtimes import open_backend
+    from runtime_py.runtimes import open_runner
 
-    backend = open_backend(kind, path, threads=1)
-    return np.stack([backend.run([x])[0] for x in xs])
+    runner = open_runner(kind, path, threads=1)
+    return np.stack([runner.run([x])[0] for x in xs])
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=[f"{f}-{r}" for f, r in PAIRS])
@@ -256,7 +255,7 @@ def test_int8da_w4g32_refuses_model_without_suitable_linear(tmp_path):
     job = ExportJob(module=net, examples=(torch.rand(1, 3, 8, 8),), recipe="int8da-w4g32",
                     out_path=tmp_path / "x.pte")
     with pytest.raises(UsageError, match="divisible by 32.*has none") as err:
-        get_format("executorch-xnnpack").exporter()(job)
+        get_format("executorch-xnnpack").export(job)
     assert "\n" not in str(err.value)
 
 
@@ -270,7 +269,7 @@ def test_unknown_recipe_lists_accepted(model, tmp_path, fmt, recipe):
     job = ExportJob(module=model, examples=(torch.rand(1, 3, 32, 32),), recipe=recipe,
                     out_path=tmp_path / f.artifact_name("tiny", recipe))
     with pytest.raises(UsageError, match="it accepts: " + ", ".join(f.recipes)):
-        f.exporter()(job)
+        f.export(job)
 
 
 def test_target_refuses_recipe_of_other_target():
@@ -324,13 +323,13 @@ def test_coreml_prune_sparsity(built):
     assert abs(details["sparsity_of_compressed"] - 0.5) < 0.01
 
 
-def test_emulation_matches_coreml_weights(model):
+def test_compressed_twin_matches_coreml_weights(model):
     """sdk_builder.quantize.estimate reproduces the weights Core ML stores (cross-check against the
     constexpr ops of the converted program): exactly for w8 and prune-50 (same rule, same
     fp16 arithmetic); palettes within a few fp16 ulps (same scikit-learn k-means, measured
     max diff 1.2e-4)."""
     pytest.importorskip("sklearn")
-    from sdk_builder.quantize.estimate import emulate_weights
+    from sdk_builder.quantize.estimate import compressed_twin
     from sdk_builder.formats.coreml import _compress, compressed_weights, convert_fp16
 
     def weights(module):   # TinyNet's compressed weights have unique shapes
@@ -340,10 +339,10 @@ def test_emulation_matches_coreml_weights(model):
     fp16 = convert_fp16(model, (torch.rand(1, 3, 32, 32),))
     for recipe, tol in (("w8", 0.0), ("prune-50", 0.0), ("palettize-4bit", 1e-3)):
         stored = compressed_weights(_compress(fp16, recipe)[0])
-        emulated = weights(emulate_weights(model, recipe))
-        assert len(stored) == len(emulated) == 6
+        twin = weights(compressed_twin(model, recipe))
+        assert len(stored) == len(twin) == 6
         for w in stored.values():
-            diff = float(np.abs(w - emulated[w.shape]).max())
+            diff = float(np.abs(w - twin[w.shape]).max())
             assert diff <= tol, (recipe, w.shape, diff)
 
 
@@ -365,9 +364,9 @@ def test_coreml_pte_runs_its_embedded_program_here(built, samples):
         got = _run("executorch", built[("executorch-coreml", recipe)].path, xs)
         assert got.shape == ref.shape
         assert np.abs(got - ref).max() <= 0.05 * np.abs(ref).max(), recipe
-    from runtime_py.runtimes.executorch import Backend
+    from runtime_py.runtimes.executorch import Runner
 
-    assert Backend(built[("executorch-coreml", "fp16")].path).label == "executorch/coreml/emulated"
+    assert Runner(built[("executorch-coreml", "fp16")].path).label == "executorch/coreml/emulated"
 
 
 def test_coreml_delegate_unflattens_as_executorch_does(built, tmp_path):
@@ -377,7 +376,7 @@ def test_coreml_delegate_unflattens_as_executorch_does(built, tmp_path):
     from runtime_py.runtimes.coreml.delegate import unflatten
 
     (delegate,) = pte_file.delegates(built[("executorch-coreml", "fp16")].path)
-    assert delegate.backend == "CoreMLBackend"
+    assert delegate.id == "CoreMLBackend"
     executorchcoreml.unflatten_directory_contents(delegate.data, str(tmp_path))
     (root,) = tmp_path.iterdir()
     theirs = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
@@ -387,32 +386,32 @@ def test_coreml_delegate_unflattens_as_executorch_does(built, tmp_path):
 
 
 @pytest.mark.skipif(ON_APPLE, reason="Core ML predicts on macOS")
-def test_coreml_backend_runs_the_program_emulated_here(built):
-    from runtime_py.runtimes.coreml import Backend
+def test_coreml_runtime_runs_the_program_emulated_here(built):
+    from runtime_py.runtimes.coreml import Runner
 
-    backend = Backend(built[("coreml", "fp16")].path)
-    assert backend.label == "coreml/emulated"
-    outputs = backend.run([np.zeros(backend.input_shapes[0], np.float32)])
-    assert [o.shape for o in outputs] == backend.output_shapes and np.isfinite(outputs[0]).all()
+    runner = Runner(built[("coreml", "fp16")].path)
+    assert runner.label == "coreml/emulated"
+    outputs = runner.run([np.zeros(runner.input_shapes[0], np.float32)])
+    assert [o.shape for o in outputs] == runner.output_shapes and np.isfinite(outputs[0]).all()
 
 
 @pytest.mark.parametrize("fmt,kind", [("executorch-xnnpack", "executorch"), ("litert", "litert")])
 def test_corrupt_artifact_is_a_pocket_error(built, tmp_path, fmt, kind):
-    from runtime_py.runtimes import open_backend
+    from runtime_py.runtimes import open_runner
 
     good = built[(fmt, "fp32")].path
     bad = tmp_path / good.name
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
     with pytest.raises(PocketError, match=bad.name):
-        open_backend(kind, bad)
+        open_runner(kind, bad)
 
 
 @pytest.mark.parametrize("fmt,kind", [("executorch-xnnpack", "executorch"), ("litert", "litert")])
 def test_wrong_input_is_a_pocket_error(built, fmt, kind):
-    from runtime_py.runtimes import open_backend
+    from runtime_py.runtimes import open_runner
 
-    backend = open_backend(kind, built[(fmt, "fp32")].path)
+    runner = open_runner(kind, built[(fmt, "fp32")].path)
     with pytest.raises(PocketError, match="float32"):
-        backend.run([np.zeros((1, 3, 32, 32), np.float64)])
+        runner.run([np.zeros((1, 3, 32, 32), np.float64)])
     with pytest.raises(PocketError, match="expects"):
-        backend.run([np.zeros((1, 3, 16, 16), np.float32)])
+        runner.run([np.zeros((1, 3, 16, 16), np.float32)])

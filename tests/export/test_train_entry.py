@@ -4,10 +4,9 @@ import pytest
 import torch
 
 from models.registry import get, names
-from models.train import recipe_for, train
+from models.train import train, training_recipe
 from models.weights_io import load_weights
 
-pytestmark = pytest.mark.export
 
 TRAINABLE = [n for n in names() if get(n).training is not None]
 
@@ -15,7 +14,7 @@ TRAINABLE = [n for n in names() if get(n).training is not None]
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_a_few_steps_change_the_weights_and_write_them(name, tmp_path):
     spec = get(name)
-    recipe = recipe_for(spec, epochs=1, batch_size=4, max_steps=2)
+    recipe = training_recipe(spec, epochs=1, batch_size=4, max_steps=2)
     out = tmp_path / f"{name}.safetensors"
     lines = []
     result = train(name, recipe, out, log=lines.append)

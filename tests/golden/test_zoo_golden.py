@@ -12,7 +12,6 @@ from models.golden import eager_outputs, fixture_path
 from models.registry import get, names
 from models.train import evaluate
 
-pytestmark = pytest.mark.golden
 
 ZOO = names()
 # The card's number was measured on the same weights and data; only float summation order

@@ -11,7 +11,6 @@ import pytest
 
 from tests.tools.probe import probe
 
-pytestmark = pytest.mark.export
 
 FILES = {"pte": "toy.xnnpack.fp32.pte", "tflite": "toy.litert.fp32.tflite",
          "mlpackage": "toy.coreml.fp16.mlpackage"}
@@ -139,3 +138,15 @@ def test_a_file_that_crashes_the_native_runtime_is_caught_by_the_probe(tmp_path)
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "REFUSED toy_xnnpack_log_abort.pte crashed the executorch runtime (SIGABRT)" in proc.stdout
+
+
+def test_the_damage_matrix_covers_every_registered_runtime(toy_bundle):
+    """A new runtime gets a toy artifact from tests/tools/make_toy_bundle.py (it reads the
+    registry); this names the one place it must be added by hand: FILES above."""
+    from runtime_py import manifest as mf
+    from runtime_py.runtimes import RUNTIME_BY_SUFFIX, RUNTIME_NAMES
+
+    in_toy = {a["runtime"] for a in mf.read(toy_bundle)["artifacts"]}
+    damaged = {RUNTIME_BY_SUFFIX[Path(name).suffix] for name in FILES.values()}
+    assert in_toy == set(RUNTIME_NAMES), f"the toy bundle lacks {set(RUNTIME_NAMES) - in_toy}"
+    assert damaged == set(RUNTIME_NAMES), f"add an artifact of {set(RUNTIME_NAMES) - damaged} to FILES"

@@ -12,7 +12,6 @@ import pytest
 
 from sdk_builder.cli import main
 
-pytestmark = pytest.mark.unit
 
 TOY = [str(Path(__file__).resolve().parents[1] / "tools" / "make_toy_bundle.py") + ":toy_module",
        "--input-shape", "1,3,8,8"]
@@ -182,8 +181,8 @@ def test_run_on_a_damaged_bundle_and_a_bad_image(tmp_path, capfd, manifest):
     from runtime_py import manifest as mf
 
     (tmp_path / "m.tflite").write_bytes(b"\0\0\0\0TFL3junk")
-    manifest["artifacts"] = [{"file": "m.tflite", "format": "litert", "backend": "litert",
-                              "runtime": "litert", "recipe": "fp32", "sha256": "0" * 64,
+    manifest["artifacts"] = [{"file": "m.tflite", "format": "litert", "runtime": "litert",
+                              "delegate": "xnnpack", "recipe": "fp32", "sha256": "0" * 64,
                               "size_bytes": 12, "golden_outputs": [], "verification": {"status": "passed"}}]
     mf.write(tmp_path, manifest)
     (tmp_path / "x.png").write_text("not an image")

@@ -9,7 +9,6 @@ import pytest
 
 import runtime_py
 
-pytestmark = pytest.mark.export
 
 ARTIFACTS = ["toy.xnnpack.fp32.pte", "toy.litert.fp32.tflite"]
 THREADS, CALLS = 8, 500

@@ -18,7 +18,6 @@ from runtime_py.manifest import ManifestError
 from runtime_py.preprocess import InputError, preprocess
 from runtime_py.session import check_artifacts
 
-pytestmark = pytest.mark.unit
 
 SPEC = {"name": "input", "shape": [1, 3, 8, 8], "dtype": "float32", "layout": "NCHW", "color": "RGB",
         "range": [0.0, 1.0], "mean": [0.5] * 3, "std": [0.25] * 3, "normalize_in_graph": False,
@@ -37,7 +36,7 @@ def _artifact(bundle: Path, name: str = "m.tflite") -> dict:
     (bundle / name).write_bytes(b"\0\0\0\0TFL3 not really")
     from runtime_py.integrity import sha256_of
 
-    return {"file": name, "format": "litert", "backend": "litert", "runtime": "litert",
+    return {"file": name, "format": "litert", "runtime": "litert", "delegate": "xnnpack",
             "recipe": "fp32", "sha256": sha256_of(bundle / name), "size_bytes": 17,
             "golden_outputs": [], "verification": {"status": "passed"}}
 
@@ -52,8 +51,8 @@ MANIFEST_CASES = {
     "empty-file": (lambda b, m: _write_raw(b, ""), ManifestError, "not valid JSON"),
     "binary-garbage": (lambda b, m: _write_raw(b, bytes(range(256))), ManifestError, "not valid JSON"),
     "json-array": (lambda b, m: _write_raw(b, "[1, 2]"), ManifestError, "JSON object"),
-    "schema-version-2": (lambda b, m: _write_raw(b, json.dumps({**m, "schema_version": 2})),
-                         ManifestError, "schema_version 2 is not supported"),
+    "schema-version-99": (lambda b, m: _write_raw(b, json.dumps({**m, "schema_version": 99})),
+                          ManifestError, "schema_version 99 is not supported"),
     "schema-version-string": (lambda b, m: _write_raw(b, json.dumps({**m, "schema_version": "1"})),
                               ManifestError, "schema_version '1' is not supported"),
     "schema-version-missing": (lambda b, m: _write_raw(b, json.dumps({k: v for k, v in m.items() if k != "schema_version"})),

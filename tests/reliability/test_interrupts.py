@@ -11,11 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from sdk_builder.progress import HOLD_ENV
-
-pytestmark = pytest.mark.export
 
 NAME = "skipnet_m-android"
 

@@ -5,9 +5,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-pytestmark = pytest.mark.export
 
 MODEL = '''
 import torch

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.export
 
 CODE = """
 import sys
@@ -17,7 +16,7 @@ import runtime_py
 session = runtime_py.load(sys.argv[1], artifact=sys.argv[2])
 x = np.zeros(session.info and session.manifest["input"]["shape"], np.float32)
 session.run_raw(x)
-print(session.backend)
+print(session.runtime_label)
 """
 
 
@@ -28,4 +27,4 @@ def test_load_and_run_print_nothing(toy_bundle, artifact):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr == "", proc.stderr
-    assert proc.stdout.strip() in ("executorch/xnnpack", "litert", "coreml/emulated", "coreml")
+    assert proc.stdout.strip() in ("executorch/xnnpack", "litert/xnnpack", "coreml/emulated", "coreml")

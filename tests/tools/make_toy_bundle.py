@@ -21,7 +21,7 @@ def toy_module():
 
 def manifest_for(artifacts: list[dict]) -> dict:
     return {
-        "schema_version": 1, "created": "2026-01-01T00:00:00+00:00", "target": "desktop",
+        "schema_version": 2, "created": "2026-01-01T00:00:00+00:00", "target": "desktop",
         "model": {"name": "toy", "task": "classification", "params": 251, "macs": 14000,
                   "weights_file": None, "weights_sha256": None},
         "input": {"name": "input", "shape": [1, 3, 8, 8], "dtype": "float32", "layout": "NCHW",
@@ -36,16 +36,23 @@ def manifest_for(artifacts: list[dict]) -> dict:
     }
 
 
-def entry(path: Path, fmt: str, backend: str, runtime: str) -> dict:
-    from runtime_py.integrity import sha256_of, size_of
+def toy_formats(no_coreml: bool = False) -> list:
+    """One format per registered runtime, the first the formats table lists for it, so a new
+    runtime gets its toy artifact (and its damage tests) without an edit here."""
+    from sdk_builder.formats import FORMATS
 
-    return {"file": path.name, "format": fmt, "backend": backend, "runtime": runtime,
-            "recipe": "fp32", "sha256": sha256_of(path), "size_bytes": size_of(path),
-            "golden_outputs": [], "verification": {"status": "structure-only"}}
+    first: dict = {}
+    for fmt in FORMATS:
+        first.setdefault(fmt.runtime, fmt)
+    return [f for f in first.values() if not (no_coreml and "coremltools" in f.toolchain)]
 
 
 def main() -> None:
     import torch
+
+    from runtime_py import manifest as mf
+    from sdk_builder.bundle import artifact_entry
+    from sdk_builder.formats import ExportJob
 
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
@@ -55,32 +62,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     module, example = toy_module(), torch.zeros(1, 3, 8, 8)
     entries = []
-
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-
-    ep = torch.export.export(module, (example,))
-    program = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch()
-    (out / "toy.xnnpack.fp32.pte").write_bytes(program.buffer)
-    entries.append(entry(out / "toy.xnnpack.fp32.pte", "executorch-xnnpack", "xnnpack", "executorch"))
-
-    import litert_torch
-
-    litert_torch.convert(module, (example,)).export(str(out / "toy.litert.fp32.tflite"))
-    entries.append(entry(out / "toy.litert.fp32.tflite", "litert", "litert", "litert"))
-
-    if not args.no_coreml:
-        import coremltools as ct
-
-        traced = torch.jit.trace(module, example)
-        ml = ct.convert(traced, inputs=[ct.TensorType(name="input", shape=(1, 3, 8, 8))],
-                        convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17)
-        ml.save(str(out / "toy.coreml.fp16.mlpackage"))
-        entries.append(entry(out / "toy.coreml.fp16.mlpackage", "coreml", "coreml", "coreml"))
-
+    for fmt in toy_formats(args.no_coreml):
+        recipe = fmt.recipes[0]
+        job = ExportJob(module=module, examples=(example,), recipe=recipe,
+                        out_path=out / fmt.artifact_name("toy", recipe))
+        entries.append(artifact_entry(fmt, recipe, fmt.export(job)))
     (out / "labels.txt").write_text("a\nb\nc\n", encoding="utf-8")
-    from runtime_py import manifest as mf
-
     mf.write(out, manifest_for(entries))
 
 

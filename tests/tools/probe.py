@@ -32,7 +32,7 @@ for line in sys.stdin:
         else:                             # straight into the native loader: no safety net
             s = runtime_py.load(path, artifact=artifact or None, check_integrity=integrity == "1",
                                 probe=False)
-        shape = s.manifest["input"]["shape"] if s.manifest else s._backend.input_shapes[0]
+        shape = s.manifest["input"]["shape"] if s.manifest else s._runner.input_shapes[0]
         s.run_raw(np.zeros(shape, np.float32))
         outcome, msg = "ran", ""
     except PocketError as exc:
@@ -46,7 +46,7 @@ for line in sys.stdin:
 def probe(cases: list[tuple], quiet: bool = True,
           timeout: float = 600) -> list[tuple[str, str]]:
     """Outcome per (path, check_integrity[, artifact]); check_integrity may be "describe"
-    (read the structure with the backend's describe() instead) or "protected" (runtime_py.load
+    (read the structure with the runtime's describe() instead) or "protected" (runtime_py.load
     with its defaults, i.e. with the crash probe). Restarts after a crash."""
     import json
     import os

@@ -15,8 +15,6 @@ from runtime_py.op_profile import aggregate
 from sdk_builder import bench as sb
 from sdk_builder.cli import cli
 
-pytestmark = pytest.mark.unit
-
 
 # ------------------------------------------------------------------ statistics
 def test_percentiles_on_a_known_array():
@@ -250,6 +248,17 @@ def test_threads_and_against_parsing():
         sb.parse_against("eagre")
 
 
+def test_record_backend_is_the_file_name_tag():
+    """benchmarkModel.backend (ExecuTorch's name) holds the tag the artifact's file name has."""
+    entries = [("executorch-xnnpack", "executorch", "xnnpack", "xnnpack"),
+               ("litert", "litert", "xnnpack", "litert"),
+               ("coreml", "coreml", None, "coreml"),
+               ("executorch-coreml", "executorch", "coreml", "coreml")]
+    for fmt, runtime, delegate, tag in entries:
+        entry = {"file": f"toy.{tag}.fp32.x", "format": fmt, "runtime": runtime, "delegate": delegate}
+        assert sb.record_backend(entry) == tag
+
+
 def test_default_out_is_beside_the_bundle(tmp_path):
     assert sb.default_out(tmp_path / "toy-android") == tmp_path / "toy-android.bench.json"
 
@@ -265,8 +274,8 @@ def test_info_lists_litert_fallback_ops(tmp_path, manifest):
 
     (tmp_path / "toy.litert.int8-static.tflite").write_bytes(b"x")
     manifest["artifacts"] = [{
-        "file": "toy.litert.int8-static.tflite", "format": "litert", "backend": "litert",
-        "runtime": "litert", "recipe": "int8-static", "sha256": "0" * 64, "size_bytes": 1,
+        "file": "toy.litert.int8-static.tflite", "format": "litert", "runtime": "litert",
+        "delegate": "xnnpack", "recipe": "int8-static", "sha256": "0" * 64, "size_bytes": 1,
         "golden_outputs": [], "verification": {"status": "passed"},
         "delegation": {"delegated_ops": 9, "total_ops": 10, "delegated_share": 0.9,
                        "fallback_ops": ["HARD_SWISH"], "delegated_subgraphs": 2}}]

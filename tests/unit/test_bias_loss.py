@@ -7,8 +7,6 @@ import torch.nn.functional as F
 
 from models.bias_loss import bias_loss, variance_weights
 
-pytestmark = pytest.mark.unit
-
 
 def test_equal_variances_give_constant_weight_without_nan():
     feats = torch.stack([torch.tensor([1.0, -1.0] * 16).view(8, 2, 2)] * 4)  # same variance

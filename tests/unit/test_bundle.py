@@ -5,8 +5,6 @@ import pytest
 
 from sdk_builder.bundle import BundleError, read_tensor, staged_bundle, write_tensor
 
-pytestmark = pytest.mark.unit
-
 
 def _bundle(out, name="m-android", content="new"):
     with staged_bundle(out, name) as stage:

@@ -9,7 +9,6 @@ import pytest
 from models.byom import spec_from_file
 from runtime_py.errors import UsageError
 
-pytestmark = pytest.mark.unit
 
 TWO_INPUT = Path(__file__).parents[1] / "fixtures" / "user_models" / "corpus" / "two_input.py"
 

@@ -5,7 +5,6 @@ from PIL import Image
 from runtime_py.errors import UsageError
 from sdk_builder.quantize import budget as select, calibration
 
-pytestmark = pytest.mark.unit
 
 SPEC = {"shape": [1, 3, 8, 8], "layout": "NCHW", "color": "RGB", "range": [0.0, 1.0],
         "mean": [0.5] * 3, "std": [0.5] * 3, "normalize_in_graph": False}

@@ -12,7 +12,6 @@ from sdk_builder import passes as canonical
 from sdk_builder.passes import PASSES, canonicalize
 from sdk_builder.diagnose import advice_for, capture_failure, export_failure, user_line_of
 
-pytestmark = pytest.mark.unit
 torch.manual_seed(0)
 
 

@@ -6,8 +6,6 @@ from torch import nn
 
 from sdk_builder.quantize.pt2e import decompose_hardswish, functional_inplace_ops, separate_module_calls
 
-pytestmark = pytest.mark.unit
-
 
 class ReadsAfterMutation(nn.Module):
     """Reads `y` again after relu_ and add_ mutated it: the rewrite must re-point readers."""

@@ -7,8 +7,6 @@ from click.testing import CliRunner
 
 from sdk_builder.cli import cli
 
-pytestmark = pytest.mark.unit
-
 
 def test_list_json_is_generated_from_the_tables():
     result = CliRunner().invoke(cli, ["list", "--json"])
@@ -55,8 +53,8 @@ def test_a_line_break_echoed_from_an_argument_stays_on_one_line(tmp_path, manife
     from runtime_py.integrity import sha256_of
 
     (tmp_path / "m.tflite").write_bytes(b"\0\0\0\0TFL3")
-    manifest["artifacts"] = [{"file": "m.tflite", "format": "litert", "backend": "litert",
-                              "runtime": "litert", "recipe": "fp32", "size_bytes": 8,
+    manifest["artifacts"] = [{"file": "m.tflite", "format": "litert", "runtime": "litert",
+                              "delegate": "xnnpack", "recipe": "fp32", "size_bytes": 8,
                               "sha256": sha256_of(tmp_path / "m.tflite"), "golden_outputs": [],
                               "verification": {"status": "passed"}}]
     mf.write(tmp_path, manifest)

@@ -25,7 +25,6 @@ from runtime_py.runtimes.coreml.blobs import BLOB_DTYPES, decode, unpack_bits
 from runtime_py.runtimes.coreml.program import Op, Var, read_package
 from runtime_py.errors import PocketError
 
-pytestmark = pytest.mark.unit
 
 WEIGHTS = Path("Data/com.apple.CoreML/weights/weight.bin")
 SPEC = Path("Data/com.apple.CoreML/model.mlmodel")

@@ -7,8 +7,6 @@ import pytest
 from runtime_py.errors import UsageError
 from sdk_builder import corpus
 
-pytestmark = pytest.mark.unit
-
 
 def _row(model: str, family: str, cells: dict) -> dict:
     return {"model": model, "family": family, "input_shapes": [[1, 3, 8, 8]], "task": "raw",

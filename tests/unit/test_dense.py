@@ -7,8 +7,6 @@ from runtime_py.dense import heatmap, json_safe, patch_routes, segment, segment_
 from runtime_py.errors import PocketError
 from runtime_py.render import colormap, render
 
-pytestmark = pytest.mark.unit
-
 
 def _logits(class_map: np.ndarray, classes: int) -> np.ndarray:
     out = np.zeros((1, classes, *class_map.shape), np.float32)

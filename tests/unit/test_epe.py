@@ -12,7 +12,6 @@ from models.layers import count_macs
 from models.zoo.edanet import EDANet
 from models.zoo.epe_edanet import EPEEDANet
 
-pytestmark = pytest.mark.unit
 
 MEAN, STD = 0.5, 0.25          # the scenes' normalisation: (x/255 - 0.5) / 0.25
 

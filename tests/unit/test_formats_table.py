@@ -3,16 +3,15 @@ from pathlib import Path
 import pytest
 
 from runtime_py.errors import UsageError
-from sdk_builder.formats import FORMATS, RECIPES, TARGETS, formats_markdown_table, plan_target
-
-pytestmark = pytest.mark.unit
+from sdk_builder.formats import FORMATS, TARGETS, formats_markdown_table, plan_target
+from sdk_builder.quantize.recipes import names as recipe_names
 
 
 def test_every_row_names_an_existing_module_and_known_recipes():
     root = Path(__file__).resolve().parents[2] / "sdk_builder" / "formats"
     for fmt in FORMATS:
         assert (root / f"{fmt.module}.py").is_file(), fmt.module
-        assert set(fmt.recipes) <= set(RECIPES), fmt.name
+        assert set(fmt.recipes) <= set(recipe_names()), fmt.name
 
 
 def test_targets_use_only_recipes_their_formats_accept():
@@ -60,3 +59,18 @@ def test_readme_generated_blocks_are_current():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert render(readme) == readme, "regenerate: python -m sdk_builder.readme"
+
+
+def test_file_name_tag_runtime_and_delegate_of_every_format():
+    """The tag only names files (users select artifacts by them); the delegate is what the
+    runtime hands ops to, and goes into the manifest as the artifact's "delegate" (null: none)."""
+    rows = {f.name: (f.tag, f.runtime, f.delegate) for f in FORMATS}
+    assert rows == {"executorch-xnnpack": ("xnnpack", "executorch", "xnnpack"),
+                    "litert": ("litert", "litert", "xnnpack"),
+                    "coreml": ("coreml", "coreml", None),
+                    "executorch-coreml": ("coreml", "executorch", "coreml")}
+    names = {f.name: f.artifact_name("skipnet_m", f.recipes[0]) for f in FORMATS}
+    assert names == {"executorch-xnnpack": "skipnet_m.xnnpack.fp32.pte",
+                     "litert": "skipnet_m.litert.fp32.tflite",
+                     "coreml": "skipnet_m.coreml.fp16.mlpackage",
+                     "executorch-coreml": "skipnet_m.coreml.fp16.pte"}

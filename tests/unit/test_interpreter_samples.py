@@ -6,11 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from runtime_py.runtimes.coreml.interpreter import Interpreter
-
-pytestmark = pytest.mark.unit
 
 
 def _package(module, shape, path: Path) -> Path:

@@ -5,8 +5,6 @@ import pytest
 from runtime_py import manifest as mf
 from runtime_py.errors import IntegrityError
 
-pytestmark = pytest.mark.unit
-
 
 def test_round_trip(tmp_path, manifest):
     mf.write(tmp_path, manifest)
@@ -25,10 +23,11 @@ def test_missing_manifest_says_what_a_bundle_is(tmp_path):
 
 
 def test_other_schema_version_is_refused(tmp_path, manifest):
-    manifest["schema_version"] = 2
+    manifest["schema_version"] = 99
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(mf.ManifestError, match="schema_version 2 is not supported"):
+    with pytest.raises(mf.ManifestError, match="schema_version 99 is not supported") as err:
         mf.read(tmp_path)
+    assert "\n" not in str(err.value)
 
 
 def test_missing_field_is_named(manifest):
@@ -40,7 +39,7 @@ def test_missing_field_is_named(manifest):
 @pytest.mark.parametrize("bad", ["../evil.pte", "/etc/passwd", "a/../../b.pte", "C:evil.pte"])
 def test_escaping_artifact_paths_fail_the_schema(manifest, bad):
     manifest["artifacts"].append({
-        "file": bad, "format": "litert", "backend": "litert", "runtime": "litert", "recipe": "fp32",
+        "file": bad, "format": "litert", "runtime": "litert", "delegate": "xnnpack", "recipe": "fp32",
         "sha256": "0" * 64, "size_bytes": 1, "golden_outputs": [], "verification": {"status": "passed"}})
     with pytest.raises(mf.ManifestError, match="artifacts/0/file"):
         mf.validate(manifest)

@@ -4,8 +4,6 @@ import pytest
 from models.metrics import classification_metrics
 from sdk_builder.quantize.parity import merge_parity, parity
 
-pytestmark = pytest.mark.unit
-
 
 def test_parity_numbers_on_a_known_case():
     ref = np.array([10.0, 0.0, 0.0, 0.0])

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from runtime_py.errors import PocketError
 from runtime_py.runtimes.coreml.ops import KERNELS, KernelError, coverage, kernel
 
-pytestmark = pytest.mark.unit
 torch.set_num_threads(1)
 RNG = np.random.default_rng(0)
 

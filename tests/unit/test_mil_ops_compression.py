@@ -8,7 +8,7 @@ import pytest
 from runtime_py.runtimes.coreml.ops import KERNELS, KernelError
 
 # importing coremltools (the second opinion) warns about torch/executorch deprecations
-pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 RNG = np.random.default_rng(5)
 
 

@@ -12,12 +12,8 @@ import torch.nn.functional as F
 from runtime_py.runtimes.coreml.ops import KernelError
 from tests.unit.mil_helpers import normal_draws, one, t
 
-pytestmark = pytest.mark.unit
 torch.set_num_threads(1)
 rand = normal_draws(101)
-
-
-
 
 
 def tf_same(size: int, k: int, s: int, lower: bool = False) -> tuple[int, int]:

@@ -10,12 +10,8 @@ import torch.nn.functional as F
 from runtime_py.runtimes.coreml.ops import KernelError
 from tests.unit.mil_helpers import normal_draws, one, t
 
-pytestmark = pytest.mark.unit
 torch.set_num_threads(1)
 rand = normal_draws(102)
-
-
-
 
 
 @pytest.mark.parametrize("align", [True, False])

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from runtime_py.runtimes.coreml.ops import KERNELS, KernelError
 from tests.unit.mil_helpers import normal_draws, one, t
 
-pytestmark = pytest.mark.unit
 torch.set_num_threads(1)
 RNG = np.random.default_rng(3)
 rand = normal_draws(103)

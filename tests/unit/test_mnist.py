@@ -6,8 +6,6 @@ import torch
 from models import mnist as data
 from models.registry import get
 
-pytestmark = pytest.mark.unit
-
 
 def test_split_sizes_disjoint_and_balanced():
     _, labels, perm = data._all()

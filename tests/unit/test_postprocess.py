@@ -4,8 +4,6 @@ import pytest
 from runtime_py.errors import PocketError
 from runtime_py.postprocess import classify, get_postprocessor, softmax
 
-pytestmark = pytest.mark.unit
-
 
 def test_classify_orders_labels_by_probability():
     out = classify({"top_k": 2, "softmax": True}, ["a", "b", "c"])([np.array([[0.0, 3.0, 1.0]], np.float32)])

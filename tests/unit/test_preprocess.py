@@ -4,7 +4,6 @@ from PIL import Image
 
 from runtime_py.preprocess import InputError, preprocess
 
-pytestmark = pytest.mark.unit
 
 SPEC = {"shape": [1, 3, 4, 4], "layout": "NCHW", "color": "RGB", "range": [0.0, 1.0],
         "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "normalize_in_graph": False}

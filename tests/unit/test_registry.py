@@ -5,8 +5,6 @@ from models import registry
 from models.registry import RegistryError, get, names, register
 from models.spec import ModelSpec
 
-pytestmark = pytest.mark.unit
-
 
 def test_names_contains_skipnet_m():
     assert "skipnet_m" in names()

@@ -4,7 +4,6 @@ import pytest
 
 from models import scenes
 
-pytestmark = pytest.mark.unit
 N_SCENES = 50
 FLAT = (scenes.SKY, scenes.WALL)
 TEXTURED = (scenes.GRASS, scenes.BRICK, scenes.GRAVEL)

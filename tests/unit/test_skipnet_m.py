@@ -1,12 +1,9 @@
 """SkipNet-M architecture and the shared layers' helpers."""
-import pytest
 import torch
 from torch import nn
 
 from models.layers import InvertedResidual, count_macs, count_params, make_divisible
 from models.zoo.skipnet_m import SkipNetM
-
-pytestmark = pytest.mark.unit
 
 
 def test_make_divisible_rounds_and_never_loses_more_than_10_percent():
@@ -62,12 +59,3 @@ def test_forward_equals_head_of_features():
     with torch.no_grad():
         assert torch.equal(model(x), model.forward_head(model.forward_features(x)))
 
-
-@pytest.mark.export
-def test_torch_export_static_shape_matches_eager():
-    torch.manual_seed(0)
-    model = SkipNetM().eval()
-    x = torch.randn(1, 3, 32, 32)
-    program = torch.export.export(model, (x,))
-    with torch.no_grad():
-        torch.testing.assert_close(program.module()(x), model(x), atol=1e-5, rtol=1e-5)

@@ -9,8 +9,6 @@ from runtime_py.errors import UsageError
 from runtime_py.postprocess import POSTPROCESSORS
 from schemas import load_schema
 
-pytestmark = pytest.mark.unit
-
 
 def test_schema_task_enum_is_the_task_table():
     schema = load_schema("manifest")

@@ -16,7 +16,6 @@ import pytest
 import torch
 from torch import nn
 
-pytestmark = pytest.mark.unit
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "corpus"
 FILES = sorted(p for p in CORPUS.glob("*.py") if not p.name.startswith("_"))

@@ -9,8 +9,6 @@ from torch import nn
 from models.weights_io import load_weights, save_weights
 from runtime_py.errors import PocketError
 
-pytestmark = pytest.mark.unit
-
 
 def _net(out: int = 3) -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, out))

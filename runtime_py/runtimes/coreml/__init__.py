@@ -1,4 +1,4 @@
-"""Core ML backend: predicts with Core ML (coremltools) on macOS 14+, and elsewhere runs
+"""Core ML runtime: predicts with Core ML (coremltools) on macOS 14+, and elsewhere runs
 the ML program in runtime_py's own interpreter (runtime_py.runtimes.coreml.interpreter: numpy
 kernels, fp16 rounded after each op), labelled "coreml/emulated". describe() reads an
 .mlpackage's interface and op counts on any OS without coremltools.
@@ -122,7 +122,7 @@ class _CoreMLPredict:
         return one_by_one(self.run, inputs)
 
 
-class Backend:
+class Runner:
     """An ML program: Core ML on macOS 14+, the interpreter elsewhere (see `label`)."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:

@@ -1,15 +1,15 @@
 """The Core ML program inside an ExecuTorch .pte delegated to Core ML, run where Core ML is not.
 
-ExecuTorch's CoreMLBackend hands the runtime one blob per delegate: its `lowered_module`
-folder (model.mlpackage, metadata.json with the program's input and output names, debug
-maps) flattened into one byte string. Layout, as executorch 1.4.1 writes it (checked in
+ExecuTorch's Core ML delegate (id "CoreMLBackend") hands the runtime one blob per delegate:
+its `lowered_module` folder (model.mlpackage, metadata.json with the program's input and
+output names, debug maps) flattened into one byte string. Layout, as executorch 1.4.1 writes it (checked in
 tests against its own unflatten_directory_contents): the files' bytes back to back, then
 a JSON index written back to front, {"nodes": [{"name", "kind": 0 file | 1 folder,
 "dataRegion": {"offset", "size"}, "children": {name: node index}}]}; the root is the node
 no other node lists as a child.
 
 A program that is one Core ML delegate and nothing else is run by extracting its package
-to a private temporary folder and opening it with the Core ML backend (the interpreter
+to a private temporary folder and opening it with the Core ML runtime (the interpreter
 here, Core ML itself on macOS).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 from runtime_py.runtimes.executorch import pte_file
 from runtime_py.errors import PocketError, UnsupportedError, one_line
 
-BACKEND_ID = "CoreMLBackend"
+DELEGATE_ID = "CoreMLBackend"          # ExecuTorch's id of the Core ML delegate
 PACKAGE = "model.mlpackage"
 
 
@@ -79,8 +79,8 @@ def embedded_program(path: Path, data: bytes) -> tuple[dict[str, bytes], dict]:
             f"{', '.join(structure['operators'][:5])} run outside it), which the Core ML "
             "emulator cannot chain; run it on macOS/iOS")
     found = pte_file.delegates(path, data=data)
-    if len(found) != 1 or found[0].backend != BACKEND_ID:
-        names = ", ".join(d.backend for d in found) or "none"
+    if len(found) != 1 or found[0].id != DELEGATE_ID:
+        names = ", ".join(d.id for d in found) or "none"
         raise UnsupportedError(f"{path.name}: the Core ML emulator runs a program that is one "
                                f"Core ML delegate; this one has {names}")
     files = unflatten(found[0].data)
@@ -94,7 +94,7 @@ def embedded_program(path: Path, data: bytes) -> tuple[dict[str, bytes], dict]:
 
 
 class DelegatedProgram:
-    """A Core ML-delegated .pte run through the Core ML backend on its embedded program,
+    """A Core ML-delegated .pte run through the Core ML runtime on its embedded program,
     its inputs and outputs wired as the .pte's method wires them to the delegate call."""
 
     def __init__(self, path: Path, threads: int | None = None, data: bytes | None = None) -> None:
@@ -107,7 +107,7 @@ class DelegatedProgram:
         package = Path(self._folder.name) / PACKAGE
         write_files(files, package)
         try:
-            self._inner = coreml.Backend(package, threads=threads)
+            self._inner = coreml.Runner(package, threads=threads)
         except PocketError as exc:      # name the .pte, not the temporary package
             raise type(exc)(str(exc).replace(str(package), self.path.name)
                             .replace(PACKAGE, self.path.name)) from None

@@ -1,4 +1,4 @@
-"""ExecuTorch backend: runs a .pte with the ExecuTorch C++ runtime (pybindings).
+"""ExecuTorch runtime: runs a .pte with the ExecuTorch C++ runtime (pybindings).
 
 The runtime is reached through `executorch.extension.pybindings._portable_lib` directly:
 `executorch.runtime` (and the public `portable_lib` wrapper) import ExecuTorch's exporter
@@ -24,7 +24,7 @@ from runtime_py.runtimes import check_flatbuffer_identifier, one_by_one
 from runtime_py.errors import PocketError, UnsupportedError, one_line
 
 NATIVE = True                 # native code: a corrupt file can crash the process (Session probes)
-_APPLE_BACKENDS = {"CoreMLBackend": "Core ML", "MPSBackend": "MPS"}
+_APPLE_DELEGATES = {"CoreMLBackend": "Core ML", "MPSBackend": "MPS"}   # ExecuTorch delegate ids
 
 
 def _runtime() -> Any:
@@ -41,11 +41,11 @@ def _on_apple() -> bool:
 def available(entry: dict) -> bool:
     """XNNPACK programs run anywhere, Core ML-delegated ones too (emulated off Apple
     OSes); MPS-delegated ones need an Apple OS."""
-    return entry.get("backend") != "mps" or _on_apple()
+    return entry.get("delegate") != "mps" or _on_apple()
 
 
 def emulated(entry: dict) -> bool:
-    return entry.get("backend") == "coreml" and not _on_apple()
+    return entry.get("delegate") == "coreml" and not _on_apple()
 
 
 def set_threads(threads: int) -> None:
@@ -66,9 +66,9 @@ def check_structure(structure: dict, manifest: dict, entry: dict) -> list[str]:
     """Problems visible without running (`structure`: describe()'s answer): the delegate
     the entry promises is in the file."""
     wanted = {"xnnpack": "XnnpackBackend", "coreml": "CoreMLBackend", "mps": "MPSBackend"}
-    backend = wanted.get(entry.get("backend", ""))
-    if backend and backend not in structure["delegates"]:
-        return [f"the program holds no {backend} delegate"]
+    delegate_id = wanted.get(entry.get("delegate") or "")
+    if delegate_id and delegate_id not in structure["delegates"]:
+        return [f"the program holds no {delegate_id} delegate"]
     return []
 
 
@@ -89,8 +89,8 @@ def check_header(path: Path) -> None:
     check_flatbuffer_identifier(path, pte_file.IDENTIFIER, "an ExecuTorch .pte")
 
 
-def _missing_backends(path: Path) -> list[str]:
-    """Delegate backends the program needs that this runtime does not have."""
+def _missing_delegates(path: Path) -> list[str]:
+    """Delegates (ExecuTorch ids) the program needs that this runtime does not have."""
     try:
         needed = describe(path)["delegates"]
     except PocketError:
@@ -109,7 +109,7 @@ def _missing_kernels(path: Path) -> list[str]:
     return [op for op in needed if op not in registered]
 
 
-def Backend(path: Path, threads: int | None = None) -> Any:  # noqa: N802 - the protocol's name
+def Runner(path: Path, threads: int | None = None) -> Any:  # noqa: N802 - the protocol's name
     """The loaded program: ExecuTorch itself, or (off Apple OSes, whose ExecuTorch has no
     Core ML delegate) the Core ML emulator on the program's embedded ML program."""
     path = Path(path)
@@ -158,14 +158,14 @@ class Program:
         self._from_numpy = torch.from_numpy
 
     def _load_error(self, exc: BaseException, log: str) -> PocketError:
-        missing = _missing_backends(self.path)
-        apple = [_APPLE_BACKENDS[b] for b in missing if b in _APPLE_BACKENDS]
+        missing = _missing_delegates(self.path)
+        apple = [_APPLE_DELEGATES[d] for d in missing if d in _APPLE_DELEGATES]
         if apple:
             return UnsupportedError(
                 f"{self.path.name}: the {' and '.join(apple)} delegate is not available in this "
                 f"ExecuTorch runtime; run it on iOS/macOS, or use the XNNPACK .pte here")
         if missing:
-            return UnsupportedError(f"{self.path.name} needs ExecuTorch backend(s) "
+            return UnsupportedError(f"{self.path.name} needs ExecuTorch delegate(s) "
                                     f"{', '.join(missing)} that this runtime lacks")
         pte_file.read(self.path)  # raises a clearer error for a non-.pte file
         kernels = _missing_kernels(self.path)

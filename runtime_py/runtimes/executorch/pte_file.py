@@ -25,8 +25,8 @@ _DELEGATE_CALL = 2                    # InstructionArguments union type of Deleg
 
 
 class Delegate(NamedTuple):
-    backend: str                      # e.g. "XnnpackBackend", "CoreMLBackend"
-    data: bytes                       # what the backend's preprocess() produced
+    id: str                           # ExecuTorch's delegate id: "XnnpackBackend", "CoreMLBackend"
+    data: bytes                       # what the delegate's preprocess() produced
 
 
 def read(path: Path) -> bytes:

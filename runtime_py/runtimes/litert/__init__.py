@@ -1,5 +1,5 @@
-"""LiteRT backend: runs a .tflite with ai_edge_litert's Interpreter (CPU, XNNPACK delegate
-applied by default). Tensors are allocated once; run() sets inputs, invokes, copies outputs.
+"""LiteRT runtime: runs a .tflite with ai_edge_litert's Interpreter (CPU, XNNPACK delegate
+applied by default, as on phones: the manifest's artifact "delegate" is "xnnpack"). Tensors are allocated once; run() sets inputs, invokes, copies outputs.
 """
 from __future__ import annotations
 
@@ -32,14 +32,14 @@ def emulated(entry: dict) -> bool:
 
 
 def set_threads(threads: int) -> None:
-    """Nothing process-wide: LiteRT takes its thread count per model (Backend(threads=))."""
+    """Nothing process-wide: LiteRT takes its thread count per model (Runner(threads=))."""
 
 
 def describe(path: Path) -> dict:
     """Inputs and outputs of a .tflite (LiteRT Interpreter, no invoke)."""
-    backend = Backend(path)
-    return {"inputs": [{"shape": list(s)} for s in backend.input_shapes],
-            "outputs": [{"shape": list(s)} for s in backend.output_shapes]}
+    runner = Runner(path)
+    return {"inputs": [{"shape": list(s)} for s in runner.input_shapes],
+            "outputs": [{"shape": list(s)} for s in runner.output_shapes]}
 
 
 def check_structure(structure: dict, manifest: dict, entry: dict) -> list[str]:
@@ -63,7 +63,7 @@ def profile(path: Path, example: np.ndarray, iters: int = 20, threads: int = 1) 
     return {**result, "ops": aggregate(result["ops"])}
 
 
-class Backend:
+class Runner:
     """A loaded .tflite model's default signature."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:

@@ -149,6 +149,24 @@ def _measure(path: str, x: np.ndarray, iters: int,
     import ctypes as C
     from importlib.util import find_spec
 
+    ranked_tensor_type, event = _c_structs()
+    lib = C.CDLL(str(Path(find_spec("ai_edge_litert").origin).parent / "libLiteRt.so"))
+    call = _bind(lib)
+    env, sig, compiled = _compile(call, path, threads)
+    inputs, in_shapes = _buffers(call, env, sig, compiled, ranked_tensor_type, "Input")
+    outputs, out_shapes = _buffers(call, env, sig, compiled, ranked_tensor_type, "Output")
+    if in_shapes != [x.shape]:
+        raise _Failure(f"the model takes inputs {in_shapes}; the example is one {x.shape} tensor")
+    _write(call, inputs[0], x)
+    kept = _profiled_runs(call, compiled, (compiled, 0, len(inputs), inputs, len(outputs), outputs),
+                          iters, event)
+    return kept, [_read(call, buf, shape) for buf, shape in zip(outputs, out_shapes)]
+
+
+def _c_structs() -> tuple[type, type]:
+    """The ctypes layouts of LiteRtRankedTensorType (72 bytes) and ProfiledEventData (104 bytes)."""
+    import ctypes as C
+
     class RankedTensorType(C.Structure):
         _fields_ = [("element_type", C.c_int32), ("rank_bits", C.c_uint32),
                     ("dims", C.c_int32 * 8), ("strides", C.c_uint32 * 8)]
@@ -159,11 +177,17 @@ def _measure(path: str, x: np.ndarray, iters: int,
                     ("source", C.c_int)]
 
     assert C.sizeof(RankedTensorType) == 72 and C.sizeof(Event) == 104
-    P = C.c_void_p
-    lib = C.CDLL(str(Path(find_spec("ai_edge_litert").origin).parent / "libLiteRt.so"))
-    call, libc = _bind(lib), C.CDLL(None)
+    return RankedTensorType, Event
+
+
+def _compile(call, path: str, threads: int) -> tuple:
+    """(environment, signature 0, compiled model) of `path` for the CPU, profiling enabled and
+    XNNPACK on `threads` threads."""
+    import ctypes as C
+
+    P, libc = C.c_void_p, C.CDLL(None)
     libc.strdup.restype, libc.strdup.argtypes = P, [C.c_char_p]
-    env, model, sig, options, compiled, profiler = P(), P(), P(), P(), P(), P()
+    env, model, sig, options, compiled = P(), P(), P(), P(), P()
     call("LiteRtCreateEnvironment", 0, None, C.byref(env))
     call("LiteRtCreateModelFromFile", env, path.encode(), C.byref(model))
     call("LiteRtGetModelSignature", model, 0, C.byref(sig))
@@ -176,36 +200,62 @@ def _measure(path: str, x: np.ndarray, iters: int,
              C.byref(opaque))
         call("LiteRtAddOpaqueOptions", options, opaque)
     call("LiteRtCreateCompiledModel", env, model, options, C.byref(compiled))
+    return env, sig, compiled
 
-    def buffers(kind: str) -> tuple[C.Array, list[tuple[int, ...]]]:
-        count, handles, shapes = C.c_size_t(), [], []
-        call(f"LiteRtGetNumSignature{kind}s", sig, C.byref(count))
-        for i in range(count.value):
-            tensor, ttype, req, buf, size = P(), RankedTensorType(), P(), P(), C.c_size_t()
-            call(f"LiteRtGetSignature{kind}TensorByIndex", sig, i, C.byref(tensor))
-            call("LiteRtGetRankedTensorType", tensor, C.byref(ttype))
-            if ttype.element_type != _FLOAT32:
-                dtype = _DTYPES.get(ttype.element_type, f"element type {ttype.element_type}")
-                raise _Failure(f"{kind.lower()} {i} is {dtype}; only float32 inputs/outputs are supported")
-            shape = tuple(ttype.dims[: ttype.rank_bits & 0x7F])
-            call(f"LiteRtGetCompiledModel{kind}BufferRequirements", compiled, 0, i, C.byref(req))
-            call("LiteRtCreateManagedTensorBufferFromRequirements", env, C.byref(ttype), req, C.byref(buf))
-            call("LiteRtGetTensorBufferPackedSize", buf, C.byref(size))
-            if size.value != 4 * int(np.prod(shape)):       # guards the memmoves below
-                raise _Failure(f"{kind.lower()} {i} buffer holds {size.value} bytes for shape {shape}")
-            handles.append(buf.value)
-            shapes.append(shape)
-        return (P * len(handles))(*handles), shapes
 
-    inputs, in_shapes = buffers("Input")
-    outputs, out_shapes = buffers("Output")
-    if in_shapes != [x.shape]:
-        raise _Failure(f"the model takes inputs {in_shapes}; the example is one {x.shape} tensor")
-    addr = P()
-    call("LiteRtLockTensorBuffer", inputs[0], C.byref(addr), _LOCK_WRITE)
+def _buffers(call, env, sig, compiled, ranked_tensor_type: type, kind: str) -> tuple:
+    """(array of buffer handles, their shapes) for the signature's "Input"s or "Output"s:
+    managed float32 buffers the compiled model accepts, sized to their shapes."""
+    import ctypes as C
+
+    P = C.c_void_p
+    count, handles, shapes = C.c_size_t(), [], []
+    call(f"LiteRtGetNumSignature{kind}s", sig, C.byref(count))
+    for i in range(count.value):
+        tensor, ttype, req, buf, size = P(), ranked_tensor_type(), P(), P(), C.c_size_t()
+        call(f"LiteRtGetSignature{kind}TensorByIndex", sig, i, C.byref(tensor))
+        call("LiteRtGetRankedTensorType", tensor, C.byref(ttype))
+        if ttype.element_type != _FLOAT32:
+            dtype = _DTYPES.get(ttype.element_type, f"element type {ttype.element_type}")
+            raise _Failure(f"{kind.lower()} {i} is {dtype}; only float32 inputs/outputs are supported")
+        shape = tuple(ttype.dims[: ttype.rank_bits & 0x7F])
+        call(f"LiteRtGetCompiledModel{kind}BufferRequirements", compiled, 0, i, C.byref(req))
+        call("LiteRtCreateManagedTensorBufferFromRequirements", env, C.byref(ttype), req, C.byref(buf))
+        call("LiteRtGetTensorBufferPackedSize", buf, C.byref(size))
+        if size.value != 4 * int(np.prod(shape)):       # guards the memmoves of _write and _read
+            raise _Failure(f"{kind.lower()} {i} buffer holds {size.value} bytes for shape {shape}")
+        handles.append(buf.value)
+        shapes.append(shape)
+    return (P * len(handles))(*handles), shapes
+
+
+def _write(call, buf, x: np.ndarray) -> None:
+    """Copy `x` into the tensor buffer `buf` (its size checked by _buffers)."""
+    import ctypes as C
+
+    addr = C.c_void_p()
+    call("LiteRtLockTensorBuffer", buf, C.byref(addr), _LOCK_WRITE)
     C.memmove(addr, np.ascontiguousarray(x).ctypes.data, x.nbytes)
-    call("LiteRtUnlockTensorBuffer", inputs[0])
-    run = (compiled, 0, len(inputs), inputs, len(outputs), outputs)
+    call("LiteRtUnlockTensorBuffer", buf)
+
+
+def _read(call, buf, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 copy of the tensor buffer `buf`."""
+    import ctypes as C
+
+    addr, y = C.c_void_p(), np.empty(shape, np.float32)
+    call("LiteRtLockTensorBuffer", buf, C.byref(addr), _LOCK_READ)
+    C.memmove(y.ctypes.data, addr, y.nbytes)
+    call("LiteRtUnlockTensorBuffer", buf)
+    return y
+
+
+def _profiled_runs(call, compiled, run: tuple, iters: int, event: type) -> list[tuple[str, float]]:
+    """Run once to warm up, then `iters` times under the compiled model's profiler; the kept
+    (op name, ms) events, in order."""
+    import ctypes as C
+
+    profiler = C.c_void_p()
     call("LiteRtRunCompiledModel", *run)                       # warm-up, not profiled
     call("LiteRtCompiledModelGetProfiler", compiled, C.byref(profiler))
     if not profiler:
@@ -217,21 +267,14 @@ def _measure(path: str, x: np.ndarray, iters: int,
     call("LiteRtStopProfiler", profiler)
     count = C.c_int()
     call("LiteRtGetNumProfilerEvents", profiler, C.byref(count))
-    events = (Event * count.value)()
+    events = (event * count.value)()
     if count.value:
         call("LiteRtGetProfilerEvents", profiler, count.value, events)
     kept = [(e.tag.decode(errors="replace"), e.elapsed_us / 1000.0) for e in events
             if e.tag and e.event_type in KEPT_EVENT_TYPES and not _is_delegate_node(e.event_type, e.tag)]
     if not kept:
         raise _Failure("the LiteRT profiler recorded no operator events")
-    results = []
-    for buf, shape in zip(outputs, out_shapes):
-        y = np.empty(shape, np.float32)
-        call("LiteRtLockTensorBuffer", buf, C.byref(addr), _LOCK_READ)
-        C.memmove(y.ctypes.data, addr, y.nbytes)
-        call("LiteRtUnlockTensorBuffer", buf)
-        results.append(y)
-    return kept, results
+    return kept
 
 
 def _is_delegate_node(event_type: int, tag: bytes) -> bool:

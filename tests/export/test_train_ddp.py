@@ -1,17 +1,16 @@
-"""models.train runs unchanged under torchrun with 2 CPU processes (gloo)."""
+"""models.train runs unchanged under torchrun with 2 CPU processes (gloo); export tier: it spawns
+two training processes."""
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from models.registry import get
 from models.weights_io import load_weights
 
-pytestmark = pytest.mark.export   # slow-ish: spawns two training processes
 
 REPO = Path(__file__).resolve().parents[2]
 

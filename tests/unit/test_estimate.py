@@ -1,15 +1,14 @@
-"""sdk_builder.quantize.estimate: Core ML weight compression emulated in PyTorch."""
+"""sdk_builder.quantize.estimate: the PyTorch twin whose weights are what a Core ML recipe stores."""
 from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.unit
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from runtime_py.errors import UsageError  # noqa: E402
-from sdk_builder.quantize.estimate import emulate_weights, int8_scales, kmeans_1d  # noqa: E402
+from sdk_builder.quantize.estimate import compressed_twin, int8_scales, kmeans_1d  # noqa: E402
 from sdk_builder.formats.coreml import WEIGHT_THRESHOLD  # noqa: E402
 
 
@@ -30,7 +29,7 @@ def _weights(module: nn.Module) -> list[torch.Tensor]:
 
 
 def _folded_fp16(module: nn.Module) -> list[torch.Tensor]:
-    return [w for w in _weights(emulate_weights(module, "fp16"))]
+    return [w for w in _weights(compressed_twin(module, "fp16"))]
 
 
 def test_original_untouched_and_outputs_close():
@@ -38,20 +37,20 @@ def test_original_untouched_and_outputs_close():
     before = {k: v.clone() for k, v in net.state_dict().items()}
     x = torch.rand(2, 3, 8, 8)
     for recipe in ("fp16", "w8", "palettize-6bit", "palettize-4bit", "prune-50"):
-        emulated = emulate_weights(net, recipe)
-        assert emulated is not net
-        assert emulated.pocket_emulation["folded_batchnorms"] == 1
-        assert emulated(x).shape == (2, 10)
+        twin = compressed_twin(net, recipe)
+        assert twin is not net
+        assert twin.pocket_compression["folded_batchnorms"] == 1
+        assert twin(x).shape == (2, 10)
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
     with torch.no_grad():   # fp16 + BN folding changes outputs by fp16 rounding only
-        assert torch.allclose(emulate_weights(net, "fp16")(x), net(x), atol=1e-2)
+        assert torch.allclose(compressed_twin(net, "fp16")(x), net(x), atol=1e-2)
 
 
 def test_w8_error_within_half_a_step():
     net = _net()
     ref = _folded_fp16(net)
-    got = _weights(emulate_weights(net, "w8"))
+    got = _weights(compressed_twin(net, "w8"))
     for r, g in zip(ref, got):
         if r.numel() <= WEIGHT_THRESHOLD:
             assert torch.equal(r, g)
@@ -66,7 +65,7 @@ def test_w8_error_within_half_a_step():
 @pytest.mark.parametrize("recipe,levels", [("palettize-4bit", 16), ("palettize-6bit", 64)])
 def test_palettize_leaves_at_most_2_to_n_values(recipe, levels):
     net = _net()
-    for r, g in zip(_folded_fp16(net), _weights(emulate_weights(net, recipe))):
+    for r, g in zip(_folded_fp16(net), _weights(compressed_twin(net, recipe))):
         if r.numel() > WEIGHT_THRESHOLD:
             assert 2 <= torch.unique(g).numel() <= levels
             assert (r - g).abs().max() < (r.max() - r.min()) / 4
@@ -74,7 +73,7 @@ def test_palettize_leaves_at_most_2_to_n_values(recipe, levels):
 
 def test_prune_zeroes_half():
     net = _net()
-    for r, g in zip(_folded_fp16(net), _weights(emulate_weights(net, "prune-50"))):
+    for r, g in zip(_folded_fp16(net), _weights(compressed_twin(net, "prune-50"))):
         if r.numel() > WEIGHT_THRESHOLD:
             zeros = g == 0
             assert abs(zeros.float().mean().item() - 0.5) <= 1.0 / r.numel() + 1e-6
@@ -92,5 +91,5 @@ def test_kmeans_is_deterministic_and_exact_for_few_values():
 
 
 def test_unknown_recipe_is_a_usage_error():
-    with pytest.raises(UsageError, match="it emulates: fp16, w8"):
-        emulate_weights(_net(), "int8-static")
+    with pytest.raises(UsageError, match="it knows: fp16, w8"):
+        compressed_twin(_net(), "int8-static")

@@ -1,4 +1,4 @@
-"""The backend protocol: every registered runtime module has the whole interface, the
+"""The runtime protocol: every registered runtime package has the whole interface, the
 manifest schema names exactly the registered runtimes, and the Core ML delegate reader
 refuses damaged or hostile data with one-line errors."""
 import inspect
@@ -13,7 +13,6 @@ from runtime_py.runtimes.coreml.delegate import unflatten
 from runtime_py.errors import PocketError
 from schemas import load_schema
 
-pytestmark = pytest.mark.unit
 
 MODULE_FUNCTIONS = ("available", "emulated", "describe", "check_structure", "delegation",
                     "set_threads", "profile")
@@ -25,7 +24,7 @@ def test_every_runtime_module_implements_the_protocol(row):
     for name in MODULE_FUNCTIONS:
         assert callable(getattr(module, name, None)), f"{row.name}.{name}"
     assert isinstance(module.NATIVE, bool)
-    assert "threads" in inspect.signature(module.Backend).parameters
+    assert "threads" in inspect.signature(module.Runner).parameters
     for suffix in row.suffixes:
         assert RUNTIME_BY_SUFFIX[suffix] == row.name
 
@@ -98,10 +97,10 @@ def test_every_program_class_runs_one_sample_or_many():
     from runtime_py.runtimes import coreml, executorch, litert
     from runtime_py.runtimes.coreml.delegate import DelegatedProgram
 
-    for cls in (executorch.Program, DelegatedProgram, litert.Backend, coreml.Backend):
+    for cls in (executorch.Program, DelegatedProgram, litert.Runner, coreml.Runner):
         for method in ("run", "raw_call", "run_samples"):
             assert callable(getattr(cls, method, None)), f"{cls.__name__}.{method}"
-    assert callable(coreml._CoreMLPredict.run_samples)     # what coreml.Backend runs on macOS
+    assert callable(coreml._CoreMLPredict.run_samples)     # what coreml.Runner runs on macOS
 
 
 def test_one_by_one_stacks_each_output():
