@@ -20,9 +20,9 @@ Engine, which has no fp32, Core ML runs such ops on the CPU/GPU instead.
 Not offered: activation quantization (linear_quantize_activations, a8w8) and
 calibrated/sensitivity-based compression (e.g. GPTQ-style, per-layer palette search)
 need Core ML predictions on calibration data, which only run on macOS.
-Core ML cannot predict on Linux: the builder checks the package structurally with
-runtime_py.runtimes.coreml.describe(); sdk_builder.quantize.estimate estimates accuracy in PyTorch
-with the same constants.
+Off macOS the builder verifies the package by running its ML program in runtime_py's own
+interpreter (runtime_py.runtimes.coreml); only when the interpreter lacks one of its ops does
+sdk_builder.quantize.estimate estimate the accuracy in PyTorch with the same constants.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Shared PT2E post-training quantization (torchao.quantization.pt2e).
 
 Both the ExecuTorch/XNNPACK and the LiteRT exporters quantize the same way: capture the
-model with torch.export, insert observers for a backend quantizer, calibrate on the
+model with torch.export, insert observers for the format's quantizer, calibrate on the
 model's calibration data, convert to a graph with quantize/dequantize pairs. Only the
 quantizer (and whether quantize ops are folded into int8 weights) differs per format.
 torch/torchao are imported inside the functions so importing this module is cheap.
